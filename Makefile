@@ -1,0 +1,76 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make run    build the product on the committed sample and print a summary
+#   make test   lint everything and run every test (what CI runs)
+# Both create .venv and install the pinned dependencies first, and only reinstall
+# when requirements.txt or pyproject.toml change.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DBT := $(BIN)/dbt
+PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
+
+# dbt reads profiles.yml from the project directory; make that explicit.
+export DBT_PROFILES_DIR := $(CURDIR)
+# CI builds into its own database file so it never touches a developer's.
+ifeq ($(CI),true)
+export RETAIL_XSELL_TARGET ?= ci
+endif
+
+.PHONY: help venv run build summary test lint lint-python lint-sql dbt-test pytest \
+	docs sample clean clean-venv
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing pinned dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@$(PIP) install -r requirements.txt > $(VENV)/install.log 2>&1 || { tail -20 $(VENV)/install.log; exit 1; }
+	@$(PIP) install --no-build-isolation --no-deps -e . >> $(VENV)/install.log 2>&1 || { tail -20 $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv with the pinned dependencies
+
+build/:
+	@mkdir -p build
+
+run: build summary  ## build the product on the sample and print a summary
+
+build: $(STAMP) | build/  ## dbt build (seeds, models, tests) on the sample
+	$(DBT) build
+
+summary: $(STAMP)  ## print what the last build produced
+	@$(BIN)/retail-xsell summary
+
+test: lint dbt-test pytest  ## lint and run every test (what CI runs)
+
+lint: lint-python lint-sql  ## ruff and sqlfluff
+
+lint-python: $(STAMP)
+	$(BIN)/ruff check src scripts tests/python
+	$(BIN)/ruff format --check src scripts tests/python
+
+lint-sql: $(STAMP)
+	$(BIN)/sqlfluff lint models --disable-progress-bar --nocolor
+
+dbt-test: $(STAMP) | build/  ## dbt build on the sample: every model, data test and unit test
+	$(DBT) build --fail-fast
+
+pytest: $(STAMP) | build/  ## Python tests (generator, input ports, reconciliation)
+	$(BIN)/pytest
+
+docs: $(STAMP) | build/  ## generate and serve the dbt docs site on http://localhost:8080
+	$(DBT) docs generate
+	$(DBT) docs serve --port 8080
+
+sample: $(STAMP)  ## regenerate the committed sample in seeds/ (byte for byte)
+	$(BIN)/python scripts/generate_raw_data.py sample
+
+clean:  ## remove build outputs (databases, target/, logs/)
+	rm -rf build target logs
+
+clean-venv:  ## remove the virtual environment
+	rm -rf $(VENV)
