@@ -1,0 +1,168 @@
+{#
+    Every raw purchase row, parsed, with its disposition.
+      duplicate  an exact copy of an earlier row, or an older load of the same
+                 (order_id, line_number) (the latest loaded_at wins);
+      rejected   unusable, with the first reason that applies, in this order:
+                 keys, quantity, price, discount, status, timestamps, then references
+                 to customers and products that staging does not know;
+      clean      one row per order line event.
+#}
+
+with
+
+source as (
+    select {{ raw_text_columns('purchase') }}
+    from {{ raw_source('purchase') }}
+),
+
+known_customers as (
+    select customer_id
+    from {{ ref('base_retail__customer_info') }}
+    where row_disposition = 'clean'
+),
+
+known_products as (
+    select
+        product_id,
+        list_price
+    from {{ ref('base_retail__product') }}
+    where row_disposition = 'clean'
+),
+
+copies_numbered as (
+    select
+        *,
+        {{ exact_copy_number('purchase') }} as exact_copy_number
+    from source
+),
+
+parsed as (
+    select
+        *,
+        {{ to_integer('order_id') }} as parsed_order_id,
+        {{ to_integer('line_number') }} as parsed_line_number,
+        {{ to_integer('customer_id') }} as parsed_customer_id,
+        {{ to_integer('product_id') }} as parsed_product_id,
+        {{ to_integer('quantity') }} as parsed_quantity,
+        {{ to_money('unit_price') }} as parsed_unit_price,
+        case
+            {#- a missing discount means no discount; an unparseable one stays null #}
+            when {{ clean_text('discount') }} is null then cast(0 as decimal(9, 4))
+            else {{ to_fraction('discount') }}
+        end as parsed_discount,
+        {{ to_timestamp('order_at') }} as parsed_ordered_at,
+        {{ to_timestamp('loaded_at') }} as parsed_loaded_at,
+        case {{ clean_key('status') }}
+            when 'completed' then 'completed'
+            when 'complete' then 'completed'
+            when 'returned' then 'returned'
+            when 'return' then 'returned'
+            when 'cancelled' then 'cancelled'
+            when 'canceled' then 'cancelled'
+        end as parsed_status,
+        case {{ clean_key('channel') }}
+            when 'web' then 'web'
+            when 'website' then 'web'
+            when 'online' then 'web'
+            when 'mobile_app' then 'mobile_app'
+            when 'app' then 'mobile_app'
+            when 'mobile' then 'mobile_app'
+            when 'marketplace' then 'marketplace'
+            when 'call_centre' then 'call_centre'
+            when 'call_center' then 'call_centre'
+            when 'phone' then 'call_centre'
+            else 'unknown'
+        end as parsed_channel
+    from copies_numbered
+),
+
+row_checked as (
+    select
+        *,
+        case
+            when {{ clean_text('order_id') }} is null then 'missing_order_id'
+            when coalesce(parsed_order_id <= 0, true) then 'invalid_order_id'
+            when {{ clean_text('line_number') }} is null then 'missing_line_number'
+            when coalesce(parsed_line_number <= 0, true) then 'invalid_line_number'
+            when {{ clean_text('customer_id') }} is null then 'missing_customer_id'
+            when coalesce(parsed_customer_id <= 0, true) then 'invalid_customer_id'
+            when {{ clean_text('product_id') }} is null then 'missing_product_id'
+            when coalesce(parsed_product_id <= 0, true) then 'invalid_product_id'
+            when coalesce(parsed_quantity = 0, true) then 'invalid_quantity'
+            when parsed_unit_price is null then 'invalid_unit_price'
+            when parsed_unit_price <= 0 then 'non_positive_unit_price'
+            when coalesce(parsed_discount < 0 or parsed_discount >= 1, true)
+                then 'invalid_discount'
+            when parsed_status is null then 'invalid_status'
+            when parsed_ordered_at is null then 'invalid_order_at'
+            when parsed_loaded_at is null then 'invalid_loaded_at'
+            when parsed_ordered_at > parsed_loaded_at then 'order_at_after_loaded_at'
+        end as row_rejection_reason
+    from parsed
+),
+
+reference_checked as (
+    select
+        row_checked.*,
+        case
+            when row_checked.row_rejection_reason is not null
+                then row_checked.row_rejection_reason
+            when known_customers.customer_id is null then 'unknown_customer'
+            when known_products.product_id is null then 'unknown_product'
+            when row_checked.parsed_unit_price > coalesce(
+                known_products.list_price * {{ var('absurd_price_ratio') }},
+                {{ var('max_unit_price') }}
+            ) then 'absurd_unit_price'
+        end as rejection_reason
+    from row_checked
+    left join known_customers
+        on row_checked.parsed_customer_id = known_customers.customer_id
+    left join known_products
+        on row_checked.parsed_product_id = known_products.product_id
+),
+
+versions_ranked as (
+    select
+        *,
+        case
+            when exact_copy_number = 1 and rejection_reason is null
+                then row_number() over (
+                    partition by
+                        parsed_order_id,
+                        parsed_line_number,
+                        exact_copy_number = 1 and rejection_reason is null
+                    order by
+                        parsed_loaded_at desc,
+                        {{ raw_contract_columns('purchase') | join(' desc, ') }} desc
+                )
+        end as version_rank
+    from reference_checked
+),
+
+final as (
+    select
+        parsed_order_id as order_id,
+        parsed_line_number as line_number,
+        parsed_customer_id as customer_id,
+        parsed_product_id as product_id,
+        abs(parsed_quantity) as quantity,
+        parsed_unit_price as unit_price,
+        parsed_discount as discount,
+        parsed_ordered_at as ordered_at,
+        parsed_loaded_at as loaded_at,
+        parsed_status as line_status,
+        parsed_channel as channel,
+        case
+            when parsed_status = 'cancelled' then 'cancellation'
+            when parsed_status = 'returned' or parsed_quantity < 0 then 'return'
+            else 'sale'
+        end as line_type,
+        {{ row_disposition_columns('rejection_reason', 'version_rank') }},
+        case
+            when exact_copy_number = 1 and rejection_reason is not null
+                then {{ raw_row_json('purchase') }}
+        end as raw_values
+    from versions_ranked
+)
+
+select * from final

@@ -1,0 +1,48 @@
+{#
+    Current customers without raw personal data: the pseudonymised forms marts may
+    carry (salted email hash, masked phone, birth year, age group). Raw PII stays in
+    stg_retail__customer_pii.
+#}
+
+with
+
+source as (
+    select * from {{ ref('base_retail__customer_info') }}
+    where row_disposition = 'clean'
+),
+
+renamed as (
+    select
+        customer_id,
+        {{ salted_sha256("case when has_valid_email then email_normalised end") }}
+            as email_sha256,
+        has_valid_email,
+        {{ mask_last_four("case when has_valid_phone then phone_digits end") }}
+            as phone_masked,
+        has_valid_phone,
+        case
+            when has_valid_birth_date then extract(year from birth_date_parsed)
+        end as birth_year,
+        {{ age_group(age_in_years(
+            "case when has_valid_birth_date then birth_date_parsed end",
+            as_of_date()
+        )) }} as age_group,
+        has_valid_birth_date,
+        case
+            when gender_key in ('female', 'f', 'woman') then 'female'
+            when gender_key in ('male', 'm', 'man') then 'male'
+            when gender_key in ('non_binary', 'non-binary', 'nonbinary', 'x')
+                then 'non_binary'
+            else 'unknown'
+        end as gender,
+        coalesce(country_code, 'ZZ') as country_code,
+        coalesce(country_name, 'Unknown') as country_name,
+        coalesce(region, 'Unknown') as region,
+        has_known_country,
+        signed_up_at,
+        coalesce(has_marketing_consent, false) as has_marketing_consent,
+        updated_at
+    from source
+)
+
+select * from renamed

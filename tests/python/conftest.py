@@ -1,0 +1,84 @@
+"""Shared fixtures: run this dbt project against throwaway DuckDB databases.
+
+dbt runs in a subprocess (its in-process API keeps global state between invocations),
+with its own target/ and logs/ folders, so tests never touch a developer's build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DBT = Path(sys.executable).parent / "dbt"
+
+
+@dataclass
+class DbtResult:
+    returncode: int
+    output: str
+    database: Path
+    target_path: Path
+
+    def run_results(self) -> dict:
+        return json.loads((self.target_path / "run_results.json").read_text())
+
+
+def run_dbt(
+    args: list[str],
+    workdir: Path,
+    dbt_vars: dict | None = None,
+    project_dir: Path = PROJECT_DIR,
+    env: dict | None = None,
+) -> DbtResult:
+    """Run `dbt <args>` on `project_dir` with a database and target folder in `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    database = workdir / "test.duckdb"
+    target_path = workdir / "target"
+    command = [
+        str(DBT),
+        *args,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(workdir / "logs"),
+        "--no-use-colors",
+    ]
+    if dbt_vars:
+        command += ["--vars", json.dumps(dbt_vars)]
+    full_env = {
+        **os.environ,
+        "RETAIL_XSELL_DUCKDB_PATH": str(database),
+        "RETAIL_XSELL_TARGET": "dev",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **(env or {}),
+    }
+    completed = subprocess.run(
+        command,
+        cwd=project_dir,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return DbtResult(
+        completed.returncode, completed.stdout + completed.stderr, database, target_path
+    )
+
+
+@pytest.fixture(scope="session")
+def small_raw_dir() -> Path:
+    """The hand-made raw input with one of each flaw (see fixtures/raw_small/README.md)."""
+    return FIXTURES / "raw_small"

@@ -1,0 +1,143 @@
+"""The staging layer on the committed sample accounts for every planted flaw.
+
+The generator records exactly how many rows it spoiled with each flaw
+(seeds/sample_truth.json); staging must quarantine, flag or deduplicate exactly those
+rows, and the raw row counts must equal the lines in the CSV files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+
+import duckdb
+import pytest
+
+from conftest import PROJECT_DIR, run_dbt
+
+pytestmark = pytest.mark.dbt
+
+SEEDS = PROJECT_DIR / "seeds"
+
+# generator flaw -> staging rejection reason (several flaws may share a reason)
+REJECTION_OF_FLAW = {
+    "customer_id_missing": ("customer_info", "missing_customer_id"),
+    "customer_id_unparseable": ("customer_info", "invalid_customer_id"),
+    "product_id_missing": ("product", "missing_product_id"),
+    "product_id_unparseable": ("product", "invalid_product_id"),
+    "purchase_order_id_missing": ("purchase", "missing_order_id"),
+    "purchase_customer_id_missing": ("purchase", "missing_customer_id"),
+    "purchase_product_id_missing": ("purchase", "missing_product_id"),
+    "quantity_unparseable": ("purchase", "invalid_quantity"),
+    "unit_price_unparseable": ("purchase", "invalid_unit_price"),
+    "unit_price_zero": ("purchase", "non_positive_unit_price"),
+    "unit_price_negative": ("purchase", "non_positive_unit_price"),
+    "unit_price_absurd": ("purchase", "absurd_unit_price"),
+    "discount_unparseable": ("purchase", "invalid_discount"),
+    "order_at_unparseable": ("purchase", "invalid_order_at"),
+    "order_at_after_loaded_at": ("purchase", "order_at_after_loaded_at"),
+    "purchase_unknown_customer": ("purchase", "unknown_customer"),
+    "purchase_unknown_product": ("purchase", "unknown_product"),
+}
+
+
+@pytest.fixture(scope="module")
+def truth() -> dict:
+    return json.loads((SEEDS / "sample_truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory):
+    result = run_dbt(["build"], tmp_path_factory.mktemp("sample"))
+    assert result.returncode == 0, result.output[-4000:]
+    return result.database
+
+
+def _query(database, sql):
+    with duckdb.connect(str(database), read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+def _flaw(truth, name) -> int:
+    return truth["flaws"][name]["count"]
+
+
+def test_raw_counts_equal_csv_lines_and_truth(sample_db, truth):
+    rows = dict(
+        _query(sample_db, "select source_table, raw_row_count from stg_retail__row_reconciliation")
+    )
+    for table in ("customer_info", "product", "purchase"):
+        with (SEEDS / f"{table}.csv").open(newline="") as handle:
+            csv_rows = sum(1 for _ in csv.reader(handle)) - 1
+        assert rows[table] == csv_rows == truth["row_counts"][table], table
+
+
+def test_every_raw_row_is_accounted_for(sample_db):
+    rows = _query(
+        sample_db,
+        "select source_table, is_reconciled from stg_retail__row_reconciliation order by 1",
+    )
+    assert rows == [("customer_info", True), ("product", True), ("purchase", True)]
+
+
+def test_rejections_match_planted_flaws(sample_db, truth):
+    expected = Counter()
+    for flaw, key in REJECTION_OF_FLAW.items():
+        expected[key] += _flaw(truth, flaw)
+    actual = Counter(
+        {
+            (table, reason): count
+            for table, reason, count in _query(
+                sample_db,
+                "select source_table, rejection_reason, count(*)"
+                " from stg_retail__rejected_rows group by all",
+            )
+        }
+    )
+    assert actual == +expected  # unary + drops zero counts
+
+
+def test_duplicates_match_planted_flaws(sample_db, truth):
+    rows = {
+        table: (exact, superseded)
+        for table, exact, superseded in _query(
+            sample_db,
+            "select source_table, exact_duplicate_row_count, superseded_row_count"
+            " from stg_retail__row_reconciliation",
+        )
+    }
+    assert rows["customer_info"] == (
+        _flaw(truth, "customer_duplicate_row"),
+        _flaw(truth, "customer_resent"),
+    )
+    assert rows["purchase"] == (_flaw(truth, "purchase_duplicate_row"), 0)
+    assert rows["product"] == (0, 0)
+
+
+def test_field_flags_match_planted_flaws(sample_db, truth):
+    (customers,) = _query(
+        sample_db,
+        "select count(*),"
+        " count(*) filter (not has_valid_email),"
+        " count(*) filter (not has_valid_phone),"
+        " count(*) filter (not has_valid_birth_date),"
+        " count(*) filter (not has_known_country)"
+        " from stg_retail__customers",
+    )
+    assert customers == (
+        truth["simulation"]["customers"],
+        _flaw(truth, "invalid_email"),
+        _flaw(truth, "invalid_phone"),
+        _flaw(truth, "birth_date_missing") + _flaw(truth, "birth_date_unparseable"),
+        _flaw(truth, "country_unknown"),
+    )
+    ((products, bad_prices),) = _query(
+        sample_db,
+        "select count(*), count(*) filter (not has_valid_list_price) from stg_retail__products",
+    )
+    assert products == truth["simulation"]["products"]
+    assert bad_prices == sum(
+        _flaw(truth, f)
+        for f in ("list_price_unparseable", "list_price_zero", "list_price_negative")
+    )
