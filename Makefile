@@ -53,7 +53,7 @@ lint-python: $(STAMP)
 	$(BIN)/ruff check src scripts tests/python
 	$(BIN)/ruff format --check src scripts tests/python
 
-lint-sql: $(STAMP)
+lint-sql: $(STAMP) | build/
 	$(BIN)/sqlfluff lint models --disable-progress-bar --nocolor
 
 dbt-test: $(STAMP) | build/  ## dbt build on the sample: every model, data test and unit test
@@ -70,7 +70,7 @@ sample: $(STAMP)  ## regenerate the committed sample in seeds/ (byte for byte)
 	$(BIN)/python scripts/generate_raw_data.py sample
 
 clean:  ## remove build outputs (databases, target/, logs/)
-	rm -rf build target logs
+	rm -rf build/*.duckdb build/*.duckdb.wal target logs
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)

@@ -77,7 +77,7 @@
     {%- for table_name in var('raw_contract') -%}
         {%- set pattern = raw_file_glob(table_name) -%}
         {%- set files = run_query(
-            "select filename, size from read_blob('" ~ pattern ~ "') order by filename"
+            "select filename, size from read_blob(" ~ sql_string(pattern) ~ ") order by filename"
         ) -%}
         {%- if files.rows | length == 0 -%}
             {{ exceptions.raise_compiler_error(
@@ -129,10 +129,20 @@
 
 
 {% macro raw_file_reader(path, fmt) %}
-    {#- The DuckDB table function that reads one file or glob of the raw input. -#}
+    {#- The DuckDB table function that reads one file or glob of the raw input, the
+        same way the retail_raw source does (files may order their columns freely). -#}
     {%- if fmt == 'parquet' -%}
-        {{ return("read_parquet('" ~ path ~ "')") }}
+        {{ return("read_parquet(" ~ sql_string(path) ~ ", union_by_name = true)") }}
     {%- else -%}
-        {{ return("read_csv('" ~ path ~ "', header = true, all_varchar = true)") }}
+        {{ return(
+            "read_csv(" ~ sql_string(path)
+            ~ ", header = true, all_varchar = true, union_by_name = true)"
+        ) }}
     {%- endif -%}
+{% endmacro %}
+
+
+{% macro sql_string(value) %}
+    {#- A SQL string literal for a path, safe for names with quotes in them. -#}
+    {{ return("'" ~ (value | string | replace("'", "''")) ~ "'") }}
 {% endmacro %}

@@ -18,6 +18,7 @@ from datetime import datetime
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -471,3 +472,22 @@ def test_scale_mode_layout(tmp_path: Path, fmt: str) -> None:
         assert rows == truth["row_counts"][table]
     assert len(list((out / "purchase").glob("part-*"))) > 1
     assert abs(truth["row_counts"]["purchase"] - target) <= 0.25 * target
+
+
+def test_latent_parameters_follow_the_stated_distributions(sample: Sample) -> None:
+    """Per-customer draws agree with the population parameters in the truth file:
+    sample means within 4 standard errors of the distributions' means
+    (lambda ~ Gamma(r, rate alpha), p ~ Beta(a, b), nu ~ Gamma(q, rate gamma))."""
+    params = sample.truth["population_parameters"]
+    customers = sample.truth["customers"]
+    r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
+    q, gamma = params["q"], params["gamma"]
+    beta_var = a * b / ((a + b) ** 2 * (a + b + 1))
+    for name, mean, variance in (
+        ("lambda", r / alpha, r / alpha**2),
+        ("p", a / (a + b), beta_var),
+        ("nu", q / gamma, q / gamma**2),
+    ):
+        draws = np.asarray(customers[name], dtype=float)
+        standard_error = (variance / draws.size) ** 0.5
+        assert abs(draws.mean() - mean) < 4 * standard_error, name

@@ -285,3 +285,19 @@ def test_unknown_input_format_is_explained(tmp_path):
     result = run_dbt(["compile"], tmp_path, {"raw_input_format": "excel"})
     assert result.returncode != 0
     assert "raw_input_format must be one of seed, parquet, csv" in result.output
+
+
+def test_files_of_one_table_may_order_columns_differently(tmp_path, small_raw_dir, csv_build):
+    raw = _copy_fixture(small_raw_dir, tmp_path)
+    purchase_file = raw / "purchase" / "part-0.csv"
+    header, *rows = purchase_file.read_text().splitlines()
+    purchase_file.write_text("\n".join([header, *rows[:6]]) + "\n")
+    # the rest of the rows in a second file whose columns come in reverse order
+    reversed_rows = [",".join(reversed(line.split(","))) for line in [header, *rows[6:]]]
+    (raw / "purchase" / "part-1.csv").write_text("\n".join(reversed_rows) + "\n")
+    result = run_dbt(
+        ["build"], tmp_path / "work", {"raw_input_format": "csv", "raw_input_path": str(raw)}
+    )
+    assert result.returncode == 0, result.output[-4000:]
+    sql = "select * from stg_retail__row_reconciliation order by source_table"
+    assert query(result.database, sql) == query(csv_build.database, sql)
