@@ -193,6 +193,24 @@ FLAW_SPECS: Final[tuple[FlawSpec, ...]] = (
 FLAWS: Final[dict[str, FlawSpec]] = {spec.name: spec for spec in FLAW_SPECS}
 DEFAULT_FLAW_RATES: Final[dict[str, float]] = {s.name: s.default_rate for s in FLAW_SPECS}
 
+# Row-level purchase flaws, in the order of their categorical draw (changing the order
+# changes the generated data).
+PURCHASE_ROW_FLAWS: Final[tuple[str, ...]] = (
+    "unit_price_zero",
+    "unit_price_negative",
+    "unit_price_absurd",
+    "purchase_unknown_product",
+    "purchase_unknown_customer",
+    "order_at_after_loaded_at",
+    "purchase_order_id_missing",
+    "purchase_customer_id_missing",
+    "purchase_product_id_missing",
+    "quantity_unparseable",
+    "unit_price_unparseable",
+    "discount_unparseable",
+    "order_at_unparseable",
+)
+
 # Flaws drawn from one categorical per row (at most one per row), so every one stays
 # observable in the output; their rates must sum to at most 1 within a group.
 EXCLUSIVE_FLAW_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
@@ -200,21 +218,7 @@ EXCLUSIVE_FLAW_GROUPS: Final[tuple[tuple[str, ...], ...]] = (
     ("birth_date_missing", "birth_date_unparseable"),
     ("list_price_unparseable", "list_price_zero", "list_price_negative"),
     ("return_positive_quantity", "return_completed_status"),
-    (
-        "unit_price_zero",
-        "unit_price_negative",
-        "unit_price_absurd",
-        "purchase_unknown_product",
-        "purchase_unknown_customer",
-        "order_at_after_loaded_at",
-        "purchase_order_id_missing",
-        "purchase_customer_id_missing",
-        "purchase_product_id_missing",
-        "quantity_unparseable",
-        "unit_price_unparseable",
-        "discount_unparseable",
-        "order_at_unparseable",
-    ),
+    PURCHASE_ROW_FLAWS,
 )
 
 

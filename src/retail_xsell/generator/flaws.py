@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import reference as ref
-from .config import FLAWS, GeneratorConfig
+from .config import FLAWS, PURCHASE_ROW_FLAWS, GeneratorConfig
 from .formatting import (
     cents_text,
     ints_text,
@@ -219,23 +219,6 @@ def flaw_products(
     return pa.concat_tables(parts).combine_chunks().take(pa.array(order))
 
 
-_ROW_FLAWS = (
-    "unit_price_zero",
-    "unit_price_negative",
-    "unit_price_absurd",
-    "purchase_unknown_product",
-    "purchase_unknown_customer",
-    "order_at_after_loaded_at",
-    "purchase_order_id_missing",
-    "purchase_customer_id_missing",
-    "purchase_product_id_missing",
-    "quantity_unparseable",
-    "unit_price_unparseable",
-    "discount_unparseable",
-    "order_at_unparseable",
-)
-
-
 def _cased(rng: np.random.Generator, values: pa.Array, p: float) -> pa.Array:
     """Write a share ``p`` of values as 'Web' or 'MOBILE_APP' instead of lower case."""
     u = rng.random(len(values))
@@ -268,9 +251,9 @@ def flaw_purchases(
     ledger.add("return_positive_quantity", (rcode == 0).sum(), ret.size)
     ledger.add("return_completed_status", (rcode == 1).sum(), ret.size)
 
-    code = draw_exclusive(rng, cfg, _ROW_FLAWS, n)
-    hit = {name: code == i for i, name in enumerate(_ROW_FLAWS)}
-    for name in _ROW_FLAWS:
+    code = draw_exclusive(rng, cfg, PURCHASE_ROW_FLAWS, n)
+    hit = {name: code == i for i, name in enumerate(PURCHASE_ROW_FLAWS)}
+    for name in PURCHASE_ROW_FLAWS:
         ledger.add(name, hit[name].sum(), n)
     price[hit["unit_price_zero"]] = 0
     price[hit["unit_price_negative"]] *= -1
