@@ -26,12 +26,20 @@ REJECTIONS_SQL = """
 
 PURCHASES_SQL = """
     select
-        count(distinct order_id) filter (where line_type = 'sale') as orders,
-        count(distinct customer_id) filter (where line_type = 'sale') as buying_customers,
-        min(ordered_at) as first_event_at,
-        max(ordered_at) as last_event_at,
-        max(loaded_at) as last_loaded_at
-    from main.stg_retail__purchase_lines
+        count(*) filter (where is_completed) as completed_orders,
+        count(distinct customer_id) filter (where is_completed) as buying_customers,
+        sum(net_revenue) as net_revenue,
+        min(order_date) as first_order_date,
+        max(order_date) as last_order_date,
+        (select max(loaded_at) from main.stg_retail__purchase_lines) as last_loaded_at
+    from main.orders
+"""
+
+SEGMENTS_SQL = """
+    select rfm_segment, count(*) as customers
+    from main.customers
+    group by all
+    order by customers desc, rfm_segment
 """
 
 
@@ -48,9 +56,10 @@ def render_summary(database: Path) -> str:
             reconciliation = con.sql(RECONCILIATION_SQL).fetchall()
             rejections = con.sql(REJECTIONS_SQL).fetchall()
             (purchases,) = con.sql(PURCHASES_SQL).fetchall()
+            segments = con.sql(SEGMENTS_SQL).fetchall()
         except duckdb.CatalogException as exc:
             raise NotBuiltError(
-                f"{database} has no staging models yet ({exc}); run `make run` first"
+                f"{database} is missing models ({exc}); run `make run` first"
             ) from exc
 
     lines = [f"Retail cross-sell data product: build summary ({database})", ""]
@@ -68,10 +77,15 @@ def render_summary(database: Path) -> str:
         lines.append("  none")
     for table, reason, count in rejections:
         lines.append(f"  {table:<14}{reason:<28}{count:>7,}")
-    orders, customers, first_at, last_at, loaded_at = purchases
+    orders, customers, net_revenue, first_date, last_date, loaded_at = purchases
     lines.append("")
     lines.append(
-        f"Purchases: {orders:,} orders from {customers:,} customers, "
-        f"{first_at:%Y-%m-%d} to {last_at:%Y-%m-%d}; last load {loaded_at:%Y-%m-%d %H:%M} UTC."
+        f"Orders: {orders:,} completed orders from {customers:,} customers, "
+        f"{first_date:%Y-%m-%d} to {last_date:%Y-%m-%d}; net revenue {net_revenue:,.2f}; "
+        f"last load {loaded_at:%Y-%m-%d %H:%M} UTC."
+    )
+    lines.append(
+        "Customers by RFM segment: "
+        + ", ".join(f"{segment} {count:,}" for segment, count in segments)
     )
     return "\n".join(lines)

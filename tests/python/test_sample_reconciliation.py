@@ -141,3 +141,20 @@ def test_field_flags_match_planted_flaws(sample_db, truth):
         _flaw(truth, f)
         for f in ("list_price_unparseable", "list_price_zero", "list_price_negative")
     )
+
+
+def test_summary_reports_the_build(sample_db, truth):
+    from retail_xsell.summary import render_summary
+
+    text = render_summary(sample_db)
+    purchase_row = next(r for r in text.splitlines() if r.strip().startswith("purchase "))
+    assert f"{truth['row_counts']['purchase']:,}" in purchase_row
+    assert purchase_row.rstrip().endswith("yes")
+    assert "Orders: " in text and "Customers by RFM segment: champions" in text
+
+
+def test_summary_explains_a_missing_database(tmp_path):
+    from retail_xsell.summary import NotBuiltError, render_summary
+
+    with pytest.raises(NotBuiltError, match="run `make run`"):
+        render_summary(tmp_path / "nothing.duckdb")
