@@ -104,6 +104,19 @@ def check_positive_scalar(name: str, value: float, *, allow_zero: bool = False) 
     return number
 
 
+def coerce_params(value: object, params_type: type, fit_type: type, names: Sequence[str]):
+    """Accept a parameter dataclass, a fit (its `.params`) or a plain sequence of numbers
+    in the order of `names`, so callers can predict from published parameters too."""
+    if isinstance(value, params_type):
+        return value
+    if isinstance(value, fit_type):
+        return value.params
+    values = tuple(float(item) for item in value)  # type: ignore[attr-defined]
+    if len(values) != len(names):
+        raise ValueError(f"params must be ({', '.join(names)}); got {len(values)} values")
+    return params_type(*values)
+
+
 def unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
     """Distinct rows of equal-length columns and, per input row, the index of its distinct row.
 

@@ -27,6 +27,7 @@ from ._optimize import (
     check_positive_scalar,
     check_same_length,
     check_whole_numbers,
+    coerce_params,
     compress_rows,
     multistart_minimize,
     unique_rows,
@@ -92,14 +93,7 @@ ParamsLike = BgNbdParams | BgNbdFit
 
 
 def _as_params(params: object) -> BgNbdParams:
-    if isinstance(params, BgNbdParams):
-        return params
-    if isinstance(params, BgNbdFit):
-        return params.params
-    values = tuple(float(value) for value in params)  # type: ignore[attr-defined]
-    if len(values) != 4:
-        raise ValueError(f"params must be (r, alpha, a, b); got {len(values)} values")
-    return BgNbdParams(*values)
+    return coerce_params(params, BgNbdParams, BgNbdFit, _PARAMETER_NAMES)
 
 
 def _validate_rfm(

@@ -23,6 +23,7 @@ from ._optimize import (
     check_positive_scalar,
     check_same_length,
     check_whole_numbers,
+    coerce_params,
     compress_rows,
     multistart_minimize,
     validate_weights,
@@ -77,14 +78,7 @@ ParamsLike = GammaGammaParams | GammaGammaFit
 
 
 def _as_params(params: object) -> GammaGammaParams:
-    if isinstance(params, GammaGammaParams):
-        return params
-    if isinstance(params, GammaGammaFit):
-        return params.params
-    values = tuple(float(value) for value in params)  # type: ignore[attr-defined]
-    if len(values) != 3:
-        raise ValueError(f"params must be (p, q, v); got {len(values)} values")
-    return GammaGammaParams(*values)
+    return coerce_params(params, GammaGammaParams, GammaGammaFit, _PARAMETER_NAMES)
 
 
 def _validate(
