@@ -82,3 +82,11 @@ def run_dbt(
 def small_raw_dir() -> Path:
     """The hand-made raw input with one of each flaw (see fixtures/raw_small/README.md)."""
     return FIXTURES / "raw_small"
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory) -> Path:
+    """The product built on the committed sample (seed mode), once per test session."""
+    result = run_dbt(["build"], tmp_path_factory.mktemp("sample"))
+    assert result.returncode == 0, result.output[-4000:]
+    return result.database

@@ -14,7 +14,7 @@ from collections import Counter
 import duckdb
 import pytest
 
-from conftest import PROJECT_DIR, run_dbt
+from conftest import PROJECT_DIR
 
 pytestmark = pytest.mark.dbt
 
@@ -45,13 +45,6 @@ REJECTION_OF_FLAW = {
 @pytest.fixture(scope="module")
 def truth() -> dict:
     return json.loads((SEEDS / "sample_truth.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def sample_db(tmp_path_factory):
-    result = run_dbt(["build"], tmp_path_factory.mktemp("sample"))
-    assert result.returncode == 0, result.output[-4000:]
-    return result.database
 
 
 def _query(database, sql):
