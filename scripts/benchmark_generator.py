@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Time scale mode and print Markdown table rows (wall time, peak RSS of the generator).
 
-Each run is a separate child process; ``os.wait4`` returns that child's own resource
-usage, so the peak RSS is the generator's alone (not the maximum over earlier runs).
+Each run is a separate child process measured by `retail_xsell.benchmark.run_measured`,
+so the peak RSS is the generator's alone (not the maximum over earlier runs).
 
     python scripts/benchmark_generator.py --purchase-lines 1000000 --purchase-lines 10000000
 """
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from retail_xsell.benchmark import run_measured
 
 SCRIPT = Path(__file__).resolve().parent / "generate_raw_data.py"
 HEADER = (
@@ -30,17 +29,14 @@ def measure(lines: int, fmt: str, out: Path) -> str:
     """Run the generator once and return one Markdown table row."""
     cmd = [sys.executable, str(SCRIPT), "scale", "--purchase-lines", str(lines)]
     cmd += ["--format", fmt, "--out", str(out), "--quiet"]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    run = run_measured(cmd)
+    if run.returncode != 0:
         raise SystemExit(f"error: generator failed for {lines} lines")
     truth = json.loads((out / "truth.json").read_text())
-    rss_mib = usage.ru_maxrss / 1024  # Linux reports KiB
     return (
         f"| {lines:,} | {truth['row_counts']['purchase']:,} | "
-        f"{truth['simulation']['customers']:,} | {fmt} | {wall:.1f} | {rss_mib:,.0f} |"
+        f"{truth['simulation']['customers']:,} | {fmt} | {run.wall_seconds:.1f} | "
+        f"{run.peak_rss_mib:,.0f} |"
     )
 
 

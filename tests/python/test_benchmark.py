@@ -1,0 +1,35 @@
+"""The benchmark helpers measure what they say (the timings themselves are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from retail_xsell.benchmark import model_timings, run_measured
+
+
+def test_model_timings_keep_models_only_slowest_first(tmp_path):
+    run_results = tmp_path / "run_results.json"
+    run_results.write_text(
+        json.dumps(
+            {
+                "results": [
+                    {"unique_id": "model.retail_xsell.orders", "execution_time": 1.5},
+                    {"unique_id": "test.retail_xsell.not_null_x", "execution_time": 9.0},
+                    {"unique_id": "model.retail_xsell.customers", "execution_time": 2.25},
+                    {"unique_id": "seed.retail_xsell.product", "execution_time": 4.0},
+                ]
+            }
+        )
+    )
+    assert model_timings(run_results) == [("customers", 2.25), ("orders", 1.5)]
+
+
+def test_run_measured_reports_exit_code_and_memory_of_the_child():
+    # the child holds ~200 MiB; the parent (pytest) is not what is measured
+    allocate = "b = bytearray(200 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"
+    measured = run_measured([sys.executable, "-c", allocate])
+    assert measured.returncode == 0
+    assert measured.peak_rss_mib >= 200
+    failed = run_measured([sys.executable, "-c", "raise SystemExit(3)"])
+    assert failed.returncode == 3 and failed.peak_rss_mib < 200
