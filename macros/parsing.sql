@@ -99,3 +99,18 @@
         {%- endif %}
     end as disposition_reason
 {%- endmacro %}
+
+{% macro version_rank(key_columns, order_by) -%}
+    {#- Among the usable rows (first exact copy, not rejected): 1 for the version of a key
+        that wins under order_by, 2 and up for the older versions it supersedes; null for
+        exact copies and rejected rows, which are not versions. -#}
+    case
+        when exact_copy_number = 1 and rejection_reason is null
+            then row_number() over (
+                partition by
+                    {{ key_columns | join(', ') }},
+                    exact_copy_number = 1 and rejection_reason is null
+                order by {{ order_by }}
+            )
+    end
+{%- endmacro %}

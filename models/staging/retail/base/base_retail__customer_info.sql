@@ -89,17 +89,11 @@ validated as (
 versions_ranked as (
     select
         *,
-        case
-            when exact_copy_number = 1 and rejection_reason is null
-                then row_number() over (
-                    partition by
-                        customer_id,
-                        exact_copy_number = 1 and rejection_reason is null
-                    order by
-                        updated_at desc nulls last,
-                        raw_values desc
-                )
-        end as version_rank
+        {#- newest update wins; on a tie, the larger raw values #}
+        {{ version_rank(
+            ['customer_id'],
+            'updated_at desc nulls last, raw_values desc'
+        ) }} as version_rank
     from validated
 ),
 

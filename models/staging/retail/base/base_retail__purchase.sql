@@ -124,18 +124,12 @@ reference_checked as (
 versions_ranked as (
     select
         *,
-        case
-            when exact_copy_number = 1 and rejection_reason is null
-                then row_number() over (
-                    partition by
-                        parsed_order_id,
-                        parsed_line_number,
-                        exact_copy_number = 1 and rejection_reason is null
-                    order by
-                        parsed_loaded_at desc,
-                        {{ raw_contract_columns('purchase') | join(' desc, ') }} desc
-                )
-        end as version_rank
+        {#- latest load wins; on a tie, the larger raw values #}
+        {{ version_rank(
+            ['parsed_order_id', 'parsed_line_number'],
+            'parsed_loaded_at desc, '
+            ~ raw_contract_columns('purchase') | join(' desc, ') ~ ' desc'
+        ) }} as version_rank
     from reference_checked
 ),
 
