@@ -218,8 +218,8 @@ def _build_fails(tmp_path: Path, raw: Path, fmt: str = "csv") -> str:
         {"raw_input_format": fmt, "raw_input_path": str(raw)},
     )
     assert result.returncode != 0, "the build should have stopped"
-    # it stops before any model runs
-    assert "START sql view model" not in result.output
+    # it stops before any model runs (table or view)
+    assert "START sql" not in result.output
     return result.output
 
 
