@@ -50,8 +50,8 @@ test: lint dbt-test pytest  ## lint and run every test (what CI runs)
 lint: lint-python lint-sql  ## ruff and sqlfluff
 
 lint-python: $(STAMP)
-	$(BIN)/ruff check src scripts tests/python
-	$(BIN)/ruff format --check src scripts tests/python
+	$(BIN)/ruff check src scripts tests/python models
+	$(BIN)/ruff format --check src scripts tests/python models
 
 lint-sql: $(STAMP) | build/
 	$(BIN)/sqlfluff lint models --disable-progress-bar --nocolor

@@ -17,33 +17,24 @@
 
 with
 
-order_lines as (
-    select * from {{ ref('order_lines') }}
-    where line_type = 'sale' and order_date <= {{ as_of_date() }}
-),
-
-products as (
-    select * from {{ ref('products') }}
+sale_lines as (
+    select * from {{ ref('int_sale_lines_categorised') }}
 ),
 
 basket_items as (
     select distinct
         'order' as basket_level,
-        order_lines.order_id as basket_id,
-        products.category
-    from order_lines
-    inner join products
-        on order_lines.product_id = products.product_id
+        order_id as basket_id,
+        category
+    from sale_lines
 
     union all
 
     select distinct
         'customer' as basket_level,
-        order_lines.customer_id as basket_id,
-        products.category
-    from order_lines
-    inner join products
-        on order_lines.product_id = products.product_id
+        customer_id as basket_id,
+        category
+    from sale_lines
 ),
 
 basket_counts as (

@@ -39,12 +39,12 @@ class InsufficientDataError(ValueError):
     """
 
 
-def as_float_array(name: str, values: object) -> np.ndarray:
+def as_float_array(name: str, values: object, *, allow_empty: bool = False) -> np.ndarray:
     """Return `values` as a 1-D float array, or raise ValueError naming `name`."""
     array = np.asarray(values, dtype=float)
     if array.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array; got shape {array.shape}")
-    if array.size == 0:
+    if array.size == 0 and not allow_empty:
         raise ValueError(f"{name} is empty: at least one customer is needed")
     bad = ~np.isfinite(array)
     if bad.any():

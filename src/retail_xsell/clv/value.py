@@ -44,7 +44,8 @@ class ClvResult:
     period_length: float  # one discounting period, in the BG/NBD time unit
 
 
-def _units_per_year(time_unit: str | None, override: float | None) -> float:
+def units_per_year(time_unit: str | None, override: float | None = None) -> float:
+    """How many `time_unit` make a year (365.25 days), or `override` when given."""
     if override is not None:
         return check_positive_scalar("time_units_per_year", override)
     unit = (time_unit or "").strip().lower().removesuffix("s")
@@ -60,6 +61,32 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     array = np.asarray(array, dtype=float)
     array.flags.writeable = False
     return array
+
+
+def period_ends(horizon: float, period: float) -> list[float]:
+    """Ends of the discounting periods covering (0, horizon]; the last may be partial."""
+    n_periods = max(1, math.ceil(horizon / period - 1e-12))
+    return [min(k * period, horizon) for k in range(1, n_periods)] + [horizon]
+
+
+def discounted_purchases(
+    ends: list[float], cumulative: np.ndarray, annual_rate: float, year_length: float
+) -> np.ndarray:
+    """Discounted expected purchases: sum_k d_k (E_k - E_{k-1}), d_k = (1+rate)^-(end_k/year).
+
+    `cumulative[k]` holds the expected purchases up to ends[k] (undiscounted); ends and
+    year_length are in the same time unit. Evaluated as
+    E_last - sum_k (1 - d_k) (E_k - E_{k-1}), so a zero rate returns E_last exactly. Any
+    model of expected purchases can be discounted the same way (the CLV fallback uses a
+    constant rate).
+    """
+    total = np.asarray(cumulative[-1], dtype=float)
+    shortfall = np.zeros_like(total)
+    previous = np.zeros_like(total)
+    for end, purchases in zip(ends, cumulative, strict=True):
+        shortfall += (1.0 - (1.0 + annual_rate) ** (-end / year_length)) * (purchases - previous)
+        previous = purchases
+    return total - shortfall
 
 
 def predicted_clv(
@@ -87,21 +114,13 @@ def predicted_clv(
     if int(periods_per_year) != periods_per_year or periods_per_year < 1:
         raise ValueError(f"periods_per_year must be a whole number >= 1; got {periods_per_year!r}")
     time_unit = bgnbd_fit.time_unit
-    units_per_year = _units_per_year(time_unit, time_units_per_year)
-    period = units_per_year / periods_per_year
+    year_length = units_per_year(time_unit, time_units_per_year)
+    period = year_length / periods_per_year
     spend = expected_spend(gg_fit, frequency, monetary_value)
-
-    n_periods = max(1, math.ceil(horizon / period - 1e-12))
-    ends = [min(k * period, horizon) for k in range(1, n_periods)] + [horizon]
+    ends = period_ends(horizon, period)
     cumulative = expected_purchases_at(bgnbd_fit, frequency, recency, age, ends)
     total = cumulative[-1]  # identical to expected_purchases(..., horizon)
-    discount_shortfall = np.zeros_like(total)
-    previous = np.zeros_like(total)
-    for end, purchases in zip(ends, cumulative, strict=True):
-        shortfall = 1.0 - (1.0 + rate) ** (-end / units_per_year)
-        discount_shortfall += shortfall * (purchases - previous)
-        previous = purchases
-    clv = spend * (total - discount_shortfall)
+    clv = spend * discounted_purchases(ends, cumulative, rate, year_length)
     return ClvResult(
         clv=_read_only(clv),
         expected_purchases=_read_only(total),

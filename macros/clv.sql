@@ -1,0 +1,48 @@
+{% macro clv_period_end_at(as_of) -%}
+    {#- The instant a calibration period ends: the start of the day after as_of, so
+        that every order placed on as_of itself is inside the period. -#}
+    cast({{ dbt.dateadd('day', 1, as_of) }} as timestamp)
+{%- endmacro %}
+
+
+{% macro clv_customer_summary(end_at) -%}
+    {#- One row per customer with a completed order before end_at: the inputs of the
+        BG/NBD and Gamma-Gamma models (docs/clv.md), in weeks and store currency.
+          repeat_purchase_count  x    completed orders after the first one
+          recency_weeks          t_x  first order to last order (0 when x = 0)
+          age_weeks              T    first order to end_at
+          mean_repeat_order_sales_revenue  m_x  mean sales revenue (after discount,
+                                 before returns) of the x repeat orders; null when x = 0
+        Orders are completed orders of the orders mart, timed by their first line;
+        ties in time are broken by order id. Returns are not orders: the spend model
+        works on what was bought, and the population's return rate is applied to the
+        prediction afterwards (see int_clv_models_fitted). -#}
+    select
+        customer_id,
+        {{ end_at }} as calibration_end_at,
+        count(*) as order_count,
+        count(*) - 1 as repeat_purchase_count,
+        min(ordered_at) as first_ordered_at,
+        max(ordered_at) as last_ordered_at,
+        {{ dbt.datediff('min(ordered_at)', 'max(ordered_at)', 'second') }} / 604800.0
+            as recency_weeks,
+        {{ dbt.datediff('min(ordered_at)', end_at, 'second') }} / 604800.0 as age_weeks,
+        case
+            when count(*) > 1
+                then
+                    (sum(sales_revenue) - sum(case when order_number = 1 then sales_revenue end))
+                    / (count(*) - 1)
+        end as mean_repeat_order_sales_revenue
+    from (
+        select
+            customer_id,
+            ordered_at,
+            sales_revenue,
+            row_number() over (
+                partition by customer_id order by ordered_at, order_id
+            ) as order_number
+        from {{ ref('orders') }}
+        where is_completed and ordered_at < {{ end_at }}
+    ) as completed_orders
+    group by customer_id
+{%- endmacro %}

@@ -1,0 +1,34 @@
+"""Calibration/holdout check of the BG/NBD purchase forecast (retail_xsell.clv.batch).
+
+Fits BG/NBD on the history up to clv_holdout_weeks before the end of as_of_date, predicts
+each customer's repeat purchases in the holdout weeks and compares them with what the
+customers did, per calibration-frequency group and overall.
+"""
+
+from retail_xsell.arrow import table_from_rows
+from retail_xsell.clv.batch import HOLDOUT_COLUMN_TYPES, ClvSettings, evaluate_holdout
+
+INPUT_COLUMNS = """
+    repeat_purchase_count,
+    recency_weeks,
+    age_weeks,
+    holdout_order_count
+"""
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    holdout_weeks = float(dbt.config.get("clv_holdout_weeks"))
+    inputs = dbt.ref("int_customers_clv_holdout_summarised")
+    columns = inputs.select(INPUT_COLUMNS).fetchnumpy()
+    cutoff_at = inputs.aggregate("max(calibration_end_at)").fetchall()[0][0]
+    rows = evaluate_holdout(
+        columns["repeat_purchase_count"],
+        columns["recency_weeks"],
+        columns["age_weeks"],
+        columns["holdout_order_count"],
+        holdout_weeks=holdout_weeks,
+        settings=ClvSettings(),
+    )
+    types = HOLDOUT_COLUMN_TYPES | {"calibration_end_at": "timestamp"}
+    return table_from_rows([row | {"calibration_end_at": cutoff_at} for row in rows], types)

@@ -1,0 +1,51 @@
+"""Fit the CLV models (BG/NBD and Gamma-Gamma) on every customer's history to as_of_date.
+
+One row: the model run. The work is done by retail_xsell.clv.batch (docs/clv.md); this
+model only reads the inputs, the settings (dbt vars clv_*, passed in through the model's
+config in _intermediate__models.yml) and the revenue totals, and stores the run.
+"""
+
+from retail_xsell.arrow import table_from_rows
+from retail_xsell.clv.batch import RUN_COLUMN_TYPES, ClvSettings, fit_clv_models
+
+INPUT_COLUMNS = """
+    repeat_purchase_count,
+    recency_weeks,
+    age_weeks,
+    coalesce(cast(mean_repeat_order_sales_revenue as double), 0) as monetary_value,
+    order_count
+"""
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    settings = ClvSettings(
+        horizon_months=dbt.config.get("clv_horizon_months"),
+        annual_discount_rate=dbt.config.get("clv_annual_discount_rate"),
+        on_fit_failure=dbt.config.get("clv_on_fit_failure"),
+    )
+    inputs = dbt.ref("int_customers_clv_summarised")
+    columns = inputs.select(INPUT_COLUMNS).fetchnumpy()
+    as_of_date, end_at = inputs.aggregate("max(as_of_date), max(calibration_end_at)").fetchall()[0]
+    # Revenue of the same period, for the share of sales that is not returned.
+    sales_revenue = net_revenue = 0.0
+    if end_at is not None:
+        lines = dbt.ref("order_lines").filter(f"ordered_at < timestamp '{end_at}'")
+        totals = lines.aggregate(
+            "coalesce(sum(case when line_type = 'sale' then net_revenue end), 0)::double,"
+            " coalesce(sum(net_revenue), 0)::double"
+        ).fetchall()[0]
+        sales_revenue, net_revenue = totals
+    run = fit_clv_models(
+        columns["repeat_purchase_count"],
+        columns["recency_weeks"],
+        columns["age_weeks"],
+        columns["monetary_value"],
+        order_count=int(columns["order_count"].sum()),
+        sales_revenue=sales_revenue,
+        net_revenue=net_revenue,
+        settings=settings,
+    )
+    row = run.as_row() | {"as_of_date": as_of_date, "calibration_end_at": end_at}
+    types = RUN_COLUMN_TYPES | {"as_of_date": "date", "calibration_end_at": "timestamp"}
+    return table_from_rows([row], types)

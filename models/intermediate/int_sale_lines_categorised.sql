@@ -1,0 +1,34 @@
+{#
+    The sale lines up to as_of_date with their product's category: what a customer has
+    bought, as the category affinities, the cross-sell offers and the customer value
+    count it. Returns and lines of cancelled orders are not purchases.
+#}
+
+with
+
+order_lines as (
+    select * from {{ ref('order_lines') }}
+),
+
+products as (
+    select * from {{ ref('products') }}
+),
+
+final as (
+    select
+        order_lines.order_line_id,
+        order_lines.order_id,
+        order_lines.customer_id,
+        order_lines.product_id,
+        order_lines.order_date,
+        order_lines.net_revenue,
+        products.category
+    from order_lines
+    inner join products
+        on order_lines.product_id = products.product_id
+    where
+        order_lines.line_type = 'sale'
+        and order_lines.order_date <= {{ as_of_date() }}
+)
+
+select * from final

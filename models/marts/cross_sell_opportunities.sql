@@ -1,0 +1,141 @@
+{#
+    Per customer, the cross_sell_top_n categories they have not bought yet (up to
+    as_of_date) that the evidence says they are most likely and most valuable to buy.
+
+    For customer c and a category B they have not bought:
+      evidence          the category A they own with the highest customer-level rule
+                        confidence A -> B (category_affinities, basket_level 'customer':
+                        the share of customers owning A who also bought B); ties go to
+                        the higher lift, then to A's name.
+      take_up_probability  P(alive) of c (BG/NBD; 1 when the CLV models fell back and
+                        there is none) x that confidence.
+      expected_revenue  take_up_probability x B's average net revenue per order that
+                        contains B: one order's worth, weighted by how likely it is.
+      score             100 x sqrt(expected_revenue / the highest average order revenue
+                        of any category): 100 = certain take-up of the most valuable
+                        category. The square root spreads the typical small values over
+                        the scale; it ranks exactly as expected_revenue does.
+    Categories with no evidence (confidence 0) are not offered. Rank 1 is the best;
+    ties go to the higher confidence, then to the category's name.
+#}
+
+{% set top_n = var('cross_sell_top_n') %}
+{% if top_n is not number or top_n < 1 or top_n != top_n | int %}
+    {{ exceptions.raise_compiler_error(
+        "cross_sell_top_n must be a whole number >= 1; got '" ~ top_n ~ "'"
+    ) }}
+{% endif %}
+
+with
+
+sale_lines as (
+    select * from {{ ref('int_sale_lines_categorised') }}
+),
+
+customer_rules as (
+    select * from {{ ref('category_affinities') }}
+    where basket_level = 'customer'
+),
+
+clv_predictions as (
+    select * from {{ ref('int_customers_clv_predicted') }}
+),
+
+owned_categories as (
+    select distinct
+        customer_id,
+        category
+    from sale_lines
+),
+
+category_order_values as (
+    select
+        category,
+        sum(net_revenue) / count(distinct order_id) as revenue_per_order
+    from sale_lines
+    group by category
+),
+
+candidate_rules as (
+    select
+        owned_categories.customer_id,
+        customer_rules.consequent_category as category,
+        customer_rules.antecedent_category as evidence_category,
+        customer_rules.confidence as evidence_confidence,
+        customer_rules.lift as evidence_lift,
+        row_number() over (
+            partition by owned_categories.customer_id, customer_rules.consequent_category
+            order by
+                customer_rules.confidence desc,
+                customer_rules.lift desc,
+                customer_rules.antecedent_category asc
+        ) as evidence_rank
+    from owned_categories
+    inner join customer_rules
+        on owned_categories.category = customer_rules.antecedent_category
+    left join owned_categories as already_owned
+        on
+            owned_categories.customer_id = already_owned.customer_id
+            and customer_rules.consequent_category = already_owned.category
+    where already_owned.customer_id is null and customer_rules.confidence > 0
+),
+
+valued as (
+    select
+        candidate_rules.customer_id,
+        candidate_rules.category,
+        candidate_rules.evidence_category,
+        candidate_rules.evidence_confidence,
+        candidate_rules.evidence_lift,
+        coalesce(clv_predictions.probability_alive, 1.0) as probability_alive,
+        coalesce(clv_predictions.probability_alive, 1.0)
+        * candidate_rules.evidence_confidence as take_up_probability,
+        category_order_values.revenue_per_order as category_revenue_per_order,
+        max(category_order_values.revenue_per_order) over () as top_category_revenue_per_order
+    from candidate_rules
+    inner join category_order_values
+        on candidate_rules.category = category_order_values.category
+    left join clv_predictions
+        on candidate_rules.customer_id = clv_predictions.customer_id
+    where candidate_rules.evidence_rank = 1
+),
+
+scored as (
+    select
+        *,
+        take_up_probability * category_revenue_per_order as expected_revenue,
+        100 * sqrt(
+            take_up_probability * category_revenue_per_order
+            / nullif(top_category_revenue_per_order, 0)
+        ) as opportunity_score
+    from valued
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by customer_id
+            order by opportunity_score desc, evidence_confidence desc, category asc
+        ) as opportunity_rank
+    from scored
+),
+
+final as (
+    select
+        customer_id,
+        opportunity_rank,
+        category,
+        cast(opportunity_score as double) as opportunity_score,
+        cast(take_up_probability as double) as take_up_probability,
+        cast(probability_alive as double) as probability_alive,
+        evidence_category,
+        cast(evidence_confidence as double) as evidence_confidence,
+        cast(evidence_lift as double) as evidence_lift,
+        cast(category_revenue_per_order as decimal(18, 4)) as category_revenue_per_order,
+        cast(expected_revenue as decimal(18, 4)) as expected_revenue
+    from ranked
+    where opportunity_rank <= {{ top_n }}
+)
+
+select * from final

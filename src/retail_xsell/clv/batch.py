@@ -1,0 +1,424 @@
+"""CLV for a whole customer base: the fit, the per-customer figures and the holdout check.
+
+The dbt Python models (models/intermediate/int_clv_*.py) only move columns between DuckDB
+and these functions; every decision (units, horizon, discounting, returns, what happens
+when the models cannot be fitted) is made here, so it can be tested without dbt. The
+fitted run is a flat record (`ClvModelRun.as_row`) that is stored in a table and read back
+for the predictions, so every figure can be traced to the fit that made it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ._optimize import InsufficientDataError, as_float_array
+from .bgnbd import BgNbdParams, expected_purchases, fit_bgnbd, probability_alive
+from .gamma_gamma import GammaGammaParams, fit_gamma_gamma
+from .value import discounted_purchases, period_ends, predicted_clv, units_per_year
+
+#: The BG/NBD time unit of the product: recency, age, alpha and the horizon are in weeks.
+TIME_UNIT = "week"
+WEEKS_PER_MONTH = units_per_year(TIME_UNIT) / 12
+#: Discounting periods per year (monthly), see value.predicted_clv.
+PERIODS_PER_YEAR = 12
+
+METHOD_MODEL = "bgnbd_gamma_gamma"
+METHOD_FALLBACK = "population_average_fallback"
+ON_FIT_FAILURE = ("fallback", "error")
+
+
+class ClvFitError(RuntimeError):
+    """The CLV models could not be fitted and the settings say to stop."""
+
+
+@dataclass(frozen=True)
+class ClvSettings:
+    """What a consumer may choose (dbt vars clv_*); validated so a typo fails loudly."""
+
+    horizon_months: float = 12.0
+    annual_discount_rate: float = 0.10
+    on_fit_failure: str = "fallback"
+    n_starts: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        horizon = _finite_number("clv_horizon_months", self.horizon_months)
+        if horizon <= 0:
+            raise ValueError(f"clv_horizon_months must be > 0; got {self.horizon_months!r}")
+        rate = _finite_number("clv_annual_discount_rate", self.annual_discount_rate)
+        if not 0 <= rate < 1:
+            raise ValueError(
+                "clv_annual_discount_rate must be a yearly rate in [0, 1), e.g. 0.1 for 10%; "
+                f"got {self.annual_discount_rate!r}"
+            )
+        if self.on_fit_failure not in ON_FIT_FAILURE:
+            raise ValueError(
+                f"clv_on_fit_failure must be one of {', '.join(ON_FIT_FAILURE)}; "
+                f"got {self.on_fit_failure!r}"
+            )
+        object.__setattr__(self, "horizon_months", horizon)
+        object.__setattr__(self, "annual_discount_rate", rate)
+
+    @property
+    def horizon_weeks(self) -> float:
+        return self.horizon_months * WEEKS_PER_MONTH
+
+
+def _finite_number(name: str, value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number; got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class ClvModelRun:
+    """One fit of the CLV models: settings, parameters, goodness of fit, timing.
+
+    Parameters of a model that was not fitted are None. `method` says how the figures
+    are made: METHOD_MODEL (BG/NBD x Gamma-Gamma) or METHOD_FALLBACK (every customer gets
+    the population's average purchase rate and order value; see docs/clv.md).
+    """
+
+    method: str
+    fit_status: str  # 'fitted' or 'fallback'
+    fit_message: str
+    customer_count: int
+    repeat_customer_count: int
+    horizon_months: float
+    horizon_weeks: float
+    annual_discount_rate: float
+    revenue_retention_rate: float
+    bgnbd_r: float | None = None
+    bgnbd_alpha: float | None = None
+    bgnbd_a: float | None = None
+    bgnbd_b: float | None = None
+    bgnbd_log_likelihood: float | None = None
+    bgnbd_converged: bool | None = None
+    bgnbd_iterations: int | None = None
+    bgnbd_fit_seconds: float | None = None
+    gamma_gamma_p: float | None = None
+    gamma_gamma_q: float | None = None
+    gamma_gamma_v: float | None = None
+    gamma_gamma_log_likelihood: float | None = None
+    gamma_gamma_converged: bool | None = None
+    gamma_gamma_iterations: int | None = None
+    gamma_gamma_customer_count: int | None = None
+    gamma_gamma_fit_seconds: float | None = None
+    fallback_purchases_per_week: float | None = None
+    fallback_spend_per_order: float | None = None
+    time_unit: str = TIME_UNIT
+    model_version: str = f"retail_xsell {__version__}"
+    model_run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    fitted_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+    fit_seconds: float = 0.0
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat record for the model-run table (column order = field order)."""
+        return asdict(self)
+
+
+_SQL_TYPES = {
+    "str": "varchar",
+    "int": "bigint",
+    "int | None": "bigint",
+    "float": "double",
+    "float | None": "double",
+    "bool | None": "boolean",
+    "datetime": "timestamp",
+}
+#: SQL type of each column of the model-run table, in order.
+RUN_COLUMN_TYPES: dict[str, str] = {f.name: _SQL_TYPES[str(f.type)] for f in fields(ClvModelRun)}
+
+
+def _rfm(frequency: object, recency: object, age: object):
+    # A build may have no customer with an order yet; that is a fallback, not a crash.
+    x = as_float_array("frequency", frequency, allow_empty=True)
+    t_x = as_float_array("recency", recency, allow_empty=True)
+    t = as_float_array("age", age, allow_empty=True)
+    if not x.size == t_x.size == t.size:
+        raise ValueError("frequency, recency and age need one value per customer")
+    return x, t_x, t
+
+
+def _arrays(frequency: object, recency: object, age: object, monetary_value: object):
+    x, t_x, t = _rfm(frequency, recency, age)
+    # m_x is undefined (null, NaN) for customers without a repeat purchase.
+    m = np.asarray(monetary_value, dtype=float).copy()
+    if m.shape != x.shape:
+        raise ValueError(
+            f"monetary_value has {m.size} values but frequency has {x.size}; "
+            "pass one value per customer"
+        )
+    m[x == 0] = 0.0
+    return x, t_x, t, m
+
+
+#: What the run table keeps of each model's fit besides its parameters.
+_FIT_FIELDS = ("log_likelihood", "converged", "iterations", "fit_seconds")
+
+
+def _prefixed(prefix: str, fit: object, names: tuple[str, ...]) -> dict[str, Any]:
+    return {f"{prefix}_{name}": getattr(fit, name) for name in names}
+
+
+def fit_clv_models(
+    frequency: object,
+    recency: object,
+    age: object,
+    monetary_value: object,
+    *,
+    order_count: int,
+    sales_revenue: float,
+    net_revenue: float,
+    settings: ClvSettings,
+) -> ClvModelRun:
+    """Fit BG/NBD (weeks) and Gamma-Gamma on one calibration period.
+
+    order_count, sales_revenue and net_revenue are totals over the same customers and
+    period: sales revenue is what the orders were worth when placed, net revenue is after
+    returns. Their ratio, the revenue retention rate, turns predicted sales into predicted
+    net revenue. When a model cannot be fitted (too few customers or repeat buyers, spend
+    without variation, no convergence) the run falls back to population averages, or
+    raises ClvFitError when settings.on_fit_failure == 'error'.
+    """
+    started = time.perf_counter()
+    x, t_x, t, m = _arrays(frequency, recency, age, monetary_value)
+    if sales_revenue < 0 or net_revenue > sales_revenue + 1e-9 * max(1.0, sales_revenue):
+        raise ValueError(
+            f"net revenue ({net_revenue:g}) must lie between 0 and sales revenue "
+            f"({sales_revenue:g}): returns cannot exceed what was sold"
+        )
+    retention = 1.0 if sales_revenue == 0 else min(1.0, max(0.0, net_revenue / sales_revenue))
+    common: dict[str, Any] = {
+        "customer_count": int(x.size),
+        "repeat_customer_count": int((x > 0).sum()),
+        "horizon_months": settings.horizon_months,
+        "horizon_weeks": settings.horizon_weeks,
+        "annual_discount_rate": settings.annual_discount_rate,
+        "revenue_retention_rate": retention,
+    }
+    fitted: dict[str, Any] = {}
+    problem = "" if x.size else "no customer has a completed order"
+    try:
+        if problem:
+            raise InsufficientDataError(problem)
+        bgnbd = fit_bgnbd(
+            x, t_x, t, time_unit=TIME_UNIT, n_starts=settings.n_starts, seed=settings.seed
+        )
+        fitted |= _prefixed("bgnbd", bgnbd, ("r", "alpha", "a", "b", *_FIT_FIELDS))
+        if not bgnbd.converged:
+            problem = f"BG/NBD did not converge: {bgnbd.message}"
+        gg = fit_gamma_gamma(x, m, n_starts=settings.n_starts, seed=settings.seed)
+        fitted |= _prefixed("gamma_gamma", gg, ("p", "q", "v", *_FIT_FIELDS))
+        fitted["gamma_gamma_customer_count"] = int(gg.n_customers)
+        if not gg.converged:
+            problem = problem or f"Gamma-Gamma did not converge: {gg.message}"
+        elif gg.q <= 1:
+            problem = problem or (
+                f"Gamma-Gamma gives q = {gg.q:.3g} <= 1: the population's mean order value "
+                "would be infinite"
+            )
+    except InsufficientDataError as error:
+        problem = str(error)
+
+    if not problem:
+        return ClvModelRun(
+            method=METHOD_MODEL,
+            fit_status="fitted",
+            fit_message="BG/NBD and Gamma-Gamma converged",
+            fit_seconds=time.perf_counter() - started,
+            **common,
+            **fitted,
+        )
+    message = (
+        f"the CLV models could not be fitted on {x.size} customers "
+        f"({int((x > 0).sum())} with a repeat purchase): {problem}"
+    )
+    if settings.on_fit_failure == "error":
+        raise ClvFitError(
+            f"{message}. Build on more history, or set the dbt var clv_on_fit_failure: "
+            "fallback to publish flagged population averages instead."
+        )
+    total_age = float(t.sum())
+    return ClvModelRun(
+        method=METHOD_FALLBACK,
+        fit_status="fallback",
+        fit_message=f"{message}; every customer gets the population averages",
+        fallback_purchases_per_week=float(x.sum()) / total_age if total_age > 0 else 0.0,
+        fallback_spend_per_order=sales_revenue / order_count if order_count > 0 else 0.0,
+        fit_seconds=time.perf_counter() - started,
+        **common,
+        **fitted,
+    )
+
+
+def predict_customer_value(
+    run: Mapping[str, Any],
+    frequency: object,
+    recency: object,
+    age: object,
+    monetary_value: object,
+) -> dict[str, np.ndarray]:
+    """Per-customer figures from a stored run (a row of the model-run table).
+
+    Returns probability_alive (NaN under the fallback, which has no dropout model),
+    expected_purchases over the run's horizon (undiscounted), expected_spend_per_purchase
+    (sales value of an order, before returns) and predicted_clv: expected purchases
+    discounted monthly at the run's rate, times expected spend, times the revenue retention
+    rate, i.e. expected net revenue.
+    """
+    x, t_x, t, m = _arrays(frequency, recency, age, monetary_value)
+    if x.size == 0:
+        names = ("probability_alive", "expected_purchases", "expected_spend_per_purchase")
+        return {name: np.empty(0) for name in (*names, "predicted_clv")}
+    horizon = float(run["horizon_weeks"])
+    rate = float(run["annual_discount_rate"])
+    retention = float(run["revenue_retention_rate"])
+    if run["method"] == METHOD_MODEL:
+        bgnbd = BgNbdParams(
+            run["bgnbd_r"], run["bgnbd_alpha"], run["bgnbd_a"], run["bgnbd_b"], TIME_UNIT
+        )
+        gg = GammaGammaParams(run["gamma_gamma_p"], run["gamma_gamma_q"], run["gamma_gamma_v"])
+        result = predicted_clv(
+            bgnbd,
+            gg,
+            x,
+            t_x,
+            t,
+            m,
+            horizon=horizon,
+            annual_discount_rate=rate,
+            periods_per_year=PERIODS_PER_YEAR,
+        )
+        return {
+            "probability_alive": probability_alive(bgnbd, x, t_x, t),
+            "expected_purchases": np.array(result.expected_purchases),
+            "expected_spend_per_purchase": np.array(result.expected_spend),
+            "predicted_clv": retention * result.clv,
+        }
+    if run["method"] == METHOD_FALLBACK:
+        per_week = float(run["fallback_purchases_per_week"])
+        spend = float(run["fallback_spend_per_order"])
+        year_length = units_per_year(TIME_UNIT)
+        ends = period_ends(horizon, year_length / PERIODS_PER_YEAR)
+        cumulative = np.array([np.full(x.shape, per_week * end) for end in ends])
+        discounted = discounted_purchases(ends, cumulative, rate, year_length)
+        return {
+            "probability_alive": np.full(x.shape, np.nan),
+            "expected_purchases": cumulative[-1],
+            "expected_spend_per_purchase": np.full(x.shape, spend),
+            "predicted_clv": retention * spend * discounted,
+        }
+    raise ValueError(f"unknown CLV method {run['method']!r} in the model run")
+
+
+#: Customers with at least this many calibration repeat purchases form one holdout group.
+HOLDOUT_TOP_GROUP = 7
+#: SQL type of each column of evaluate_holdout's rows, in order.
+HOLDOUT_COLUMN_TYPES: dict[str, str] = {
+    "frequency_group": "varchar",
+    "group_order": "bigint",
+    "customer_count": "bigint",
+    "actual_purchases": "double",
+    "predicted_purchases": "double",
+    "actual_purchases_per_customer": "double",
+    "predicted_purchases_per_customer": "double",
+    "error": "double",
+    "relative_error": "double",
+    "holdout_weeks": "double",
+    "fit_status": "varchar",
+    "fit_message": "varchar",
+    "bgnbd_r": "double",
+    "bgnbd_alpha": "double",
+    "bgnbd_a": "double",
+    "bgnbd_b": "double",
+}
+
+
+def evaluate_holdout(
+    frequency: object,
+    recency: object,
+    age: object,
+    holdout_purchases: object,
+    *,
+    holdout_weeks: float,
+    settings: ClvSettings,
+) -> list[dict[str, Any]]:
+    """Fit BG/NBD on a calibration period and compare its forecast with the holdout.
+
+    One row per calibration-frequency group (x = 0, 1, ..., HOLDOUT_TOP_GROUP - 1, then
+    x >= HOLDOUT_TOP_GROUP) and one 'all' row: customers, actual and predicted repeat
+    purchases in the holdout (sums and per customer), the error predicted - actual and
+    the relative error (error / actual, None when nothing was bought). A fit that fails
+    does not stop the build: the rows carry fit_status 'not_fitted' and the reason, with
+    no prediction.
+    """
+    holdout_weeks = _finite_number("clv_holdout_weeks", holdout_weeks)
+    if holdout_weeks <= 0:
+        raise ValueError(f"clv_holdout_weeks must be > 0; got {holdout_weeks!r}")
+    x, t_x, t = _rfm(frequency, recency, age)
+    actual = as_float_array("holdout_purchases", holdout_purchases, allow_empty=True)
+    if actual.size != x.size:
+        raise ValueError("holdout_purchases needs one value per customer")
+    predicted: np.ndarray | None = None
+    status, message = "fitted", "BG/NBD converged"
+    params: dict[str, float | None] = dict.fromkeys(("r", "alpha", "a", "b"))
+    try:
+        if x.size == 0:
+            raise InsufficientDataError("no customer has a completed order before the cut-off")
+        fit = fit_bgnbd(
+            x, t_x, t, time_unit=TIME_UNIT, n_starts=settings.n_starts, seed=settings.seed
+        )
+        params = {"r": fit.r, "alpha": fit.alpha, "a": fit.a, "b": fit.b}
+        if fit.converged:
+            predicted = expected_purchases(fit, x, t_x, t, holdout_weeks)
+        else:
+            status, message = "not_fitted", f"BG/NBD did not converge: {fit.message}"
+    except InsufficientDataError as error:
+        status, message = "not_fitted", str(error)
+
+    groups = [(f"x = {k}", k, x == k) for k in range(HOLDOUT_TOP_GROUP)]
+    groups.append((f"x >= {HOLDOUT_TOP_GROUP}", HOLDOUT_TOP_GROUP, x >= HOLDOUT_TOP_GROUP))
+    groups.append(("all", HOLDOUT_TOP_GROUP + 1, np.ones(x.shape, dtype=bool)))
+    rows = []
+    for label, order, members in groups:
+        n = int(members.sum())
+        actual_sum = float(actual[members].sum())
+        predicted_sum = None if predicted is None else float(predicted[members].sum())
+        error = None if predicted_sum is None else predicted_sum - actual_sum
+        rows.append(
+            {
+                "frequency_group": label,
+                "group_order": order,
+                "customer_count": n,
+                "actual_purchases": actual_sum,
+                "predicted_purchases": predicted_sum,
+                "actual_purchases_per_customer": actual_sum / n if n else None,
+                "predicted_purchases_per_customer": (
+                    predicted_sum / n if n and predicted_sum is not None else None
+                ),
+                "error": error,
+                "relative_error": error / actual_sum if error is not None and actual_sum else None,
+                "holdout_weeks": float(holdout_weeks),
+                "fit_status": status,
+                "fit_message": message,
+                "bgnbd_r": params["r"],
+                "bgnbd_alpha": params["alpha"],
+                "bgnbd_a": params["a"],
+                "bgnbd_b": params["b"],
+            }
+        )
+    return rows
