@@ -6,11 +6,14 @@
 
 
 {% macro clv_customer_summary(end_at) -%}
-    {#- One row per customer with a completed order before end_at: the inputs of the
-        BG/NBD and Gamma-Gamma models (docs/clv.md), in weeks and store currency.
+    {#- One row per customer with a completed order before end_at (a midnight): the
+        inputs of the BG/NBD and Gamma-Gamma models (docs/clv.md), in weeks counted in
+        whole days (orders are placed "on a day", as in most CLV work; it also makes
+        customers share (x, t_x, T) values, which is what lets a million customers fit
+        in seconds), and store currency.
           repeat_purchase_count  x    completed orders after the first one
-          recency_weeks          t_x  first order to last order (0 when x = 0)
-          age_weeks              T    first order to end_at
+          recency_weeks          t_x  first order day to last order day (0 when x = 0)
+          age_weeks              T    first order day to end_at (at least one day)
           mean_repeat_order_sales_revenue  m_x  mean sales revenue (after discount,
                                  before returns) of the x repeat orders; null when x = 0
         Orders are completed orders of the orders mart, timed by their first line;
@@ -24,9 +27,10 @@
         count(*) - 1 as repeat_purchase_count,
         min(ordered_at) as first_ordered_at,
         max(ordered_at) as last_ordered_at,
-        {{ dbt.datediff('min(ordered_at)', 'max(ordered_at)', 'second') }} / 604800.0
+        {{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} / 7.0
             as recency_weeks,
-        {{ dbt.datediff('min(ordered_at)', end_at, 'second') }} / 604800.0 as age_weeks,
+        {{ dbt.datediff('min(order_date)', 'cast(' ~ end_at ~ ' as date)', 'day') }} / 7.0
+            as age_weeks,
         case
             when count(*) > 1
                 then
@@ -37,6 +41,7 @@
         select
             customer_id,
             ordered_at,
+            order_date,
             sales_revenue,
             row_number() over (
                 partition by customer_id order by ordered_at, order_id

@@ -56,28 +56,48 @@ category_order_values as (
     group by category
 ),
 
-candidate_rules as (
+ranked_rules as (
+    {#- Which evidence wins for a target is a property of the rules alone, so the rules
+        are ranked once here and each customer keeps the best-ranked rule they own (a
+        group-by minimum, far cheaper than ranking every customer's rules). -#}
+    select
+        *,
+        row_number() over (
+            partition by consequent_category
+            order by confidence desc, lift desc, antecedent_category asc
+        ) as rule_rank
+    from customer_rules
+    where confidence > 0
+),
+
+best_rule_per_target as (
     select
         owned_categories.customer_id,
-        customer_rules.consequent_category as category,
-        customer_rules.antecedent_category as evidence_category,
-        customer_rules.confidence as evidence_confidence,
-        customer_rules.lift as evidence_lift,
-        row_number() over (
-            partition by owned_categories.customer_id, customer_rules.consequent_category
-            order by
-                customer_rules.confidence desc,
-                customer_rules.lift desc,
-                customer_rules.antecedent_category asc
-        ) as evidence_rank
+        ranked_rules.consequent_category,
+        min(ranked_rules.rule_rank) as rule_rank
     from owned_categories
-    inner join customer_rules
-        on owned_categories.category = customer_rules.antecedent_category
+    inner join ranked_rules
+        on owned_categories.category = ranked_rules.antecedent_category
     left join owned_categories as already_owned
         on
             owned_categories.customer_id = already_owned.customer_id
-            and customer_rules.consequent_category = already_owned.category
-    where already_owned.customer_id is null and customer_rules.confidence > 0
+            and ranked_rules.consequent_category = already_owned.category
+    where already_owned.customer_id is null
+    group by owned_categories.customer_id, ranked_rules.consequent_category
+),
+
+candidate_rules as (
+    select
+        best_rule_per_target.customer_id,
+        ranked_rules.consequent_category as category,
+        ranked_rules.antecedent_category as evidence_category,
+        ranked_rules.confidence as evidence_confidence,
+        ranked_rules.lift as evidence_lift
+    from best_rule_per_target
+    inner join ranked_rules
+        on
+            best_rule_per_target.consequent_category = ranked_rules.consequent_category
+            and best_rule_per_target.rule_rank = ranked_rules.rule_rank
 ),
 
 valued as (
@@ -97,7 +117,6 @@ valued as (
         on candidate_rules.category = category_order_values.category
     left join clv_predictions
         on candidate_rules.customer_id = clv_predictions.customer_id
-    where candidate_rules.evidence_rank = 1
 ),
 
 scored as (
