@@ -42,6 +42,39 @@ SEGMENTS_SQL = """
     order by customers desc, rfm_segment
 """
 
+VALUE_SQL = """
+    select
+        any_value(as_of_date) as as_of_date,
+        avg(historical_clv) as historical_clv,
+        avg(predicted_clv) as predicted_clv,
+        avg(clv) as clv,
+        avg(probability_alive) as probability_alive,
+        avg(cross_sell_opportunity_score) as cross_sell_opportunity_score
+    from main.customer_value
+"""
+
+RUN_SQL = """
+    select
+        model_run_id, method, fit_status, fit_message, horizon_months,
+        annual_discount_rate, bgnbd_r, bgnbd_alpha, bgnbd_a, bgnbd_b,
+        gamma_gamma_p, gamma_gamma_q, gamma_gamma_v
+    from main.clv_model_runs
+"""
+
+HOLDOUT_SQL = """
+    select holdout_weeks, actual_purchases, predicted_purchases, relative_error, fit_status
+    from main.clv_holdout_validation
+    where frequency_group = 'all'
+"""
+
+OFFERS_SQL = """
+    select category, count(*) as customers
+    from main.cross_sell_opportunities
+    where opportunity_rank = 1
+    group by all
+    order by customers desc, category
+"""
+
 
 class NotBuiltError(RuntimeError):
     """The database or the staging models do not exist yet."""
@@ -57,6 +90,10 @@ def render_summary(database: Path) -> str:
             rejections = con.sql(REJECTIONS_SQL).fetchall()
             (purchases,) = con.sql(PURCHASES_SQL).fetchall()
             segments = con.sql(SEGMENTS_SQL).fetchall()
+            (value,) = con.sql(VALUE_SQL).fetchall()
+            (run,) = con.sql(RUN_SQL).fetchall()
+            (holdout,) = con.sql(HOLDOUT_SQL).fetchall()
+            offers = con.sql(OFFERS_SQL).fetchall()
         except duckdb.CatalogException as exc:
             raise NotBuiltError(
                 f"{database} is missing models ({exc}); run `make run` first"
@@ -88,4 +125,38 @@ def render_summary(database: Path) -> str:
         "Customers by RFM segment: "
         + ", ".join(f"{segment} {count:,}" for segment, count in segments)
     )
+    lines.append("")
+    lines.extend(_value_lines(value, run, holdout, offers))
     return "\n".join(lines)
+
+
+def _value_lines(value, run, holdout, offers) -> list[str]:
+    as_of, historical, predicted, clv, alive, score = value
+    run_id, method, status, message, months, rate, r, alpha, a, b, p, q, v = run
+    lines = [
+        f"Customer value as of {as_of:%Y-%m-%d}, average per customer: historical CLV "
+        f"{historical:,.2f} + predicted CLV {predicted:,.2f} (next {months:g} months, "
+        f"discounted {rate:.0%} a year) = CLV {clv:,.2f}.",
+    ]
+    if status == "fitted":
+        lines.append(
+            f"CLV model run {run_id[:8]}: BG/NBD r {r:.3f}, alpha {alpha:.3f} weeks, "
+            f"a {a:.3f}, b {b:.3f}; Gamma-Gamma p {p:.3f}, q {q:.3f}, v {v:.2f}; "
+            f"average probability alive {alive:.2f}."
+        )
+    else:
+        lines.append(f"CLV model run {run_id[:8]}: {method.upper()} ({message}).")
+    weeks, actual, forecast, error, holdout_status = holdout
+    if holdout_status == "fitted":
+        lines.append(
+            f"Holdout check (last {weeks:g} weeks): {forecast:,.0f} orders forecast, "
+            f"{actual:,.0f} placed ({error:+.1%})."
+        )
+    else:
+        lines.append(f"Holdout check (last {weeks:g} weeks): not fitted.")
+    if score is not None:
+        lines.append(
+            f"Cross-sell: average opportunity score {score:.1f} of 100; top offer by category: "
+            + ", ".join(f"{category} {count:,}" for category, count in offers)
+        )
+    return lines

@@ -144,6 +144,13 @@ def test_summary_reports_the_build(sample_db, truth):
     assert f"{truth['row_counts']['purchase']:,}" in purchase_row
     assert purchase_row.rstrip().endswith("yes")
     assert "Orders: " in text and "Customers by RFM segment: champions" in text
+    value = next(r for r in text.splitlines() if r.startswith("Customer value as of"))
+    historical, predicted, clv = (
+        float(value.split(label)[1].split()[0].rstrip(".").replace(",", ""))
+        for label in ("historical CLV ", "predicted CLV ", "= CLV ")
+    )
+    assert clv == pytest.approx(historical + predicted, abs=0.011)
+    assert "BG/NBD r " in text and "Holdout check (last 26 weeks)" in text
 
 
 def test_summary_explains_a_missing_database(tmp_path):
