@@ -56,8 +56,9 @@ lint-python: $(STAMP)
 lint-sql: $(STAMP) | build/
 	$(BIN)/sqlfluff lint models --disable-progress-bar --nocolor
 
-dbt-test: $(STAMP) | build/  ## dbt build on the sample: every model, data test and unit test
+dbt-test: $(STAMP) | build/  ## dbt build on the sample (models, data and unit tests), then MetricFlow's checks
 	$(DBT) build --fail-fast
+	$(BIN)/mf validate-configs
 
 pytest: $(STAMP) | build/  ## Python tests (generator, input ports, reconciliation)
 	$(BIN)/pytest
