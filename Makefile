@@ -18,7 +18,7 @@ ifeq ($(CI),true)
 export RETAIL_XSELL_TARGET ?= ci
 endif
 
-.PHONY: help venv run build summary test lint lint-python lint-sql dbt-test pytest \
+.PHONY: help venv run build summary clv test lint lint-python lint-sql dbt-test pytest \
 	docs sample clean clean-venv
 
 help:  ## list the targets
@@ -37,13 +37,19 @@ venv: $(STAMP)  ## create .venv with the pinned dependencies
 build/:
 	@mkdir -p build
 
-run: build summary  ## build the product on the sample and print a summary
+run: build summary clv  ## build the product on the sample, print a summary, answer a CLV query
 
 build: $(STAMP) | build/  ## dbt build (seeds, models, tests) on the sample
 	$(DBT) build
 
 summary: $(STAMP)  ## print what the last build produced
 	@$(BIN)/retail-xsell summary
+
+clv: $(STAMP)  ## answer "what is a customer worth?" from the semantic layer (mf query)
+	@echo "Average customer lifetime value, overall and by region (mf query --metrics clv):"
+	@$(BIN)/mf query --metrics clv --decimals 2
+	@$(BIN)/mf query --metrics clv,historical_clv,predicted_clv --group-by customer__region \
+		--order -clv --decimals 2
 
 test: lint dbt-test pytest  ## lint and run every test (what CI runs)
 

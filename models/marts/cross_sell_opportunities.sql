@@ -144,6 +144,7 @@ final as (
     select
         customer_id,
         opportunity_rank,
+        {{ as_of_date() }} as as_of_date,
         category,
         cast(opportunity_score as double) as opportunity_score,
         cast(take_up_probability as double) as take_up_probability,

@@ -47,6 +47,12 @@ PUBLIC_METRICS = {
     "repeat_purchase_rate",
     "first_time_buyers",
     "second_order_within_90_days",
+    "predicted_clv",
+    "clv",
+    "probability_alive",
+    "cross_sell_rate",
+    "cross_sell_opportunity_score",
+    "cross_sell_potential_revenue",
 }
 FIRST_DAY, LAST_DAY = dt.date(2023, 1, 1), dt.date(2025, 12, 31)
 
@@ -153,7 +159,11 @@ def test_metricflow_accepts_the_definitions(layer):
 
 def test_only_the_contract_metrics_are_public(layer):
     assert set(layer.metrics) == PUBLIC_METRICS
-    assert layer.saved_queries == ["executive_monthly_kpis"]
+    assert sorted(layer.saved_queries) == [
+        "executive_monthly_kpis",
+        "marketing_customer_value",
+        "sales_cross_sell_potential",
+    ]
 
 
 # total_spend: the sum of every order line's net revenue, returns and refund-only orders
@@ -489,6 +499,7 @@ def test_executive_saved_query(layer, marts):
         "total_spend",
         "order_count",
         "purchase_frequency",
+        "clv",
     )
     months = [row[0] for row in result.rows]
     assert months == sorted(months)
@@ -503,14 +514,132 @@ def test_executive_saved_query(layer, marts):
                 count(distinct order_id) as order_count,
                 count(distinct order_id) / count(distinct customer_id) as purchase_frequency
             from orders where is_completed group by all
+        ),
+        cohorts as (
+            select date_trunc('month', first_order_date) as month, avg(clv) as clv
+            from customer_value where first_order_date is not null group by all
         )
-        select * from spend full join orders using (month) order by month
+        select * from spend full join orders using (month) full join cohorts using (month)
+        order by month
         """
     ).fetchall()
     assert [_key(row[0]) for row in expected] == months
     for got, want in zip(result.rows, expected, strict=True):
         for column, a, e in zip(result.columns[1:], got[1:], want[1:], strict=True):
             assert_close(a, e, (got[0], column))
+
+
+# Customer-value metrics: averages over customer_value; grouped by a customer attribute
+# they are that group's average; cross-sell potential adds the top offers' revenue.
+
+CUSTOMER_VALUE = "customer_value inner join customers using (customer_id)"
+
+
+@pytest.mark.parametrize(
+    ("metric", "value_sql"),
+    [
+        ("predicted_clv", "avg(customer_value.predicted_clv)"),
+        ("clv", "avg(customer_value.clv)"),
+        ("probability_alive", "avg(customer_value.probability_alive)"),
+        (
+            "cross_sell_rate",
+            "avg(case when customer_value.purchased_category_count >= 2 then 1 else 0 end)",
+        ),
+        ("cross_sell_opportunity_score", "avg(customer_value.cross_sell_opportunity_score)"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("group_by", "key_sql"),
+    [
+        (None, None),
+        ("customer__region", "customers.region"),
+        ("customer__rfm_segment", "customers.rfm_segment"),
+        ("customer__clv_method", "customer_value.clv_method"),
+    ],
+)
+def test_customer_value_metrics(layer, marts, metric, value_sql, group_by, key_sql):
+    if group_by is None:
+        check(layer, marts, metric, [], f"select {value_sql} from {CUSTOMER_VALUE}")
+        return
+    reference = f"select {key_sql}, {value_sql} from {CUSTOMER_VALUE} group by all"
+    check(layer, marts, metric, [group_by], reference)
+
+
+def test_clv_is_historical_plus_predicted(layer):
+    """The contract: clv = historical_clv + predicted_clv, for the average too."""
+    result = layer.query(["clv", "historical_clv", "predicted_clv"], ["customer__region"])
+    assert len(result.rows) >= 5
+    for _, clv, historical, predicted in result.rows:
+        assert_close(clv, float(historical) + float(predicted))
+
+
+@pytest.mark.parametrize(
+    ("group_by", "reference_sql"),
+    [
+        (
+            [],
+            "select sum(expected_revenue) from cross_sell_opportunities where opportunity_rank = 1",
+        ),
+        (
+            ["cross_sell_opportunity__offered_category"],
+            "select category, sum(expected_revenue) from cross_sell_opportunities"
+            " where opportunity_rank = 1 group by all",
+        ),
+        (
+            ["customer__region"],
+            "select customers.region, sum(offers.expected_revenue)"
+            " from cross_sell_opportunities as offers inner join customers using (customer_id)"
+            " where offers.opportunity_rank = 1 group by all",
+        ),
+    ],
+)
+def test_cross_sell_potential_revenue(layer, marts, group_by, reference_sql):
+    check(layer, marts, "cross_sell_potential_revenue", group_by, reference_sql)
+
+
+def test_cross_sell_potential_is_the_top_offers_of_customer_value(marts):
+    """Two routes to the same total: the marts agree, so the metric has one meaning."""
+    (offers,) = marts.execute(
+        "select sum(expected_revenue) from cross_sell_opportunities where opportunity_rank = 1"
+    ).fetchone()
+    (values,) = marts.execute(
+        "select sum(top_cross_sell_expected_revenue) from customer_value"
+    ).fetchone()
+    assert offers == values and offers > 0
+
+
+def test_marketing_saved_query(layer, marts):
+    result = layer.query_saved("marketing_customer_value")
+    keys = ("customer__region", "customer__age_group", "customer__rfm_segment")
+    assert result.columns == (*keys, "clv", "cross_sell_opportunity_score")
+    expected = {
+        (region, age, segment): (clv, score)
+        for region, age, segment, clv, score in marts.execute(
+            f"select customers.region, customers.age_group, customers.rfm_segment,"
+            f" avg(customer_value.clv), avg(customer_value.cross_sell_opportunity_score)"
+            f" from {CUSTOMER_VALUE} group by all"
+        ).fetchall()
+    }
+    got = {row[:3]: row[3:] for row in result.rows}
+    assert set(got) == set(expected)
+    for key, (clv, score) in expected.items():
+        assert_close(got[key][0], clv, key)
+        assert_close(got[key][1], score, key)
+
+
+def test_sales_saved_query(layer, marts):
+    result = layer.query_saved("sales_cross_sell_potential")
+    assert result.columns == (
+        "cross_sell_opportunity__offered_category",
+        "cross_sell_potential_revenue",
+    )
+    expected = marts.execute(
+        "select category, sum(expected_revenue) from cross_sell_opportunities"
+        " where opportunity_rank = 1 group by all order by category"
+    ).fetchall()
+    assert [row[0] for row in result.rows] == [row[0] for row in expected]
+    for got, want in zip(result.rows, expected, strict=True):
+        assert_close(got[1], want[1], got[0])
 
 
 def test_query_metrics_opens_a_project(sample_db):
