@@ -526,3 +526,22 @@ def test_expected_purchases_reproduces_the_published_cdnow_example():
     cdnow = BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
     (value,) = expected_purchases(cdnow, np.array([2]), np.array([30.43]), np.array([38.86]), 39)
     assert round(float(value), 3) == 1.226
+
+
+def test_screening_starts_on_a_subsample_reaches_the_same_maximum(population, population_fit):
+    """Big data screen the starting points on a subsample, then optimise on all rows: the
+    result must be the same full-data maximum as the plain multi-start search."""
+    x, t_x, t, _ = population
+    screened = fit_bgnbd(x, t_x, t, time_unit="week", _screen_rows=2_000)
+    assert "started from the best of 4 starts on a random 2,000" in screened.message
+    assert screened.converged
+    for name in ("r", "alpha", "a", "b"):
+        assert getattr(screened, name) == pytest.approx(getattr(population_fit, name), rel=1e-5)
+    assert screened.log_likelihood == pytest.approx(population_fit.log_likelihood, rel=1e-10)
+    rng = np.random.default_rng(11)
+    gx, gm = simulate_gamma_gamma(rng, 20_000, CDNOW_GG)
+    full = fit_gamma_gamma(gx, gm)
+    quick = fit_gamma_gamma(gx, gm, _screen_rows=2_000)
+    assert "started from the best" not in full.message and quick.converged
+    for name in ("p", "q", "v"):
+        assert getattr(quick, name) == pytest.approx(getattr(full, name), rel=1e-5)

@@ -21,6 +21,7 @@ from scipy import integrate
 from scipy.special import betaln, digamma, expit, gammaln
 
 from ._optimize import (
+    SCREEN_ROWS,
     InsufficientDataError,
     as_float_array,
     check_non_negative,
@@ -29,7 +30,7 @@ from ._optimize import (
     check_whole_numbers,
     coerce_params,
     compress_rows,
-    multistart_minimize,
+    screened_minimize,
     unique_rows,
     validate_weights,
 )
@@ -216,6 +217,7 @@ def fit_bgnbd(
     n_starts: int = 4,
     seed: int = 0,
     max_iterations: int = 1000,
+    _screen_rows: int = SCREEN_ROWS,
 ) -> BgNbdFit:
     """Fit BG/NBD by maximum likelihood; identical rows are compressed first.
 
@@ -244,20 +246,27 @@ def fit_bgnbd(
     (xc, txc, tc), wc = compress_rows([x, t_x, t], w)
     data = _Data(xc, txc, tc, wc)
 
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = _loglik(theta, data, gradient=True)
-        return -float(np.dot(data.w, ll)) / data.total, -grad / data.total  # type: ignore[operator]
+    def objective_for(rows: np.ndarray | None):
+        part = data if rows is None else _Data(xc[rows], txc[rows], tc[rows], wc[rows])
+
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            ll, grad = _loglik(theta, part, gradient=True)
+            return -float(np.dot(part.w, ll)) / part.total, -grad / part.total  # type: ignore[operator]
+
+        return objective
 
     # Start at r = 1 with alpha matching the mean purchase rate, and a = b = 1 (uniform p).
     rate = float(np.dot(wc, xc)) / max(float(np.dot(wc, tc)), 1e-12)
     x0 = np.log([1.0, 1.0 / max(rate, 1e-12), 1.0, 1.0])
-    result = multistart_minimize(
-        objective,
+    result = screened_minimize(
+        objective_for,
+        len(xc),
         x0,
         names=_PARAMETER_NAMES,
         n_starts=n_starts,
         seed=seed,
         max_iterations=max_iterations,
+        screen_rows=_screen_rows,
     )
     r, alpha, a, b = (float(value) for value in np.exp(result.x))
     ll, _ = _loglik(result.x, data, gradient=False)

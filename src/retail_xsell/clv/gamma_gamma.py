@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from ._optimize import (
+    SCREEN_ROWS,
     InsufficientDataError,
     as_float_array,
     check_positive_scalar,
@@ -25,7 +26,7 @@ from ._optimize import (
     check_whole_numbers,
     coerce_params,
     compress_rows,
-    multistart_minimize,
+    screened_minimize,
     validate_weights,
 )
 
@@ -164,6 +165,7 @@ def fit_gamma_gamma(
     n_starts: int = 4,
     seed: int = 0,
     max_iterations: int = 1000,
+    _screen_rows: int = SCREEN_ROWS,
 ) -> GammaGammaFit:
     """Fit Gamma-Gamma by maximum likelihood on the customers with x > 0.
 
@@ -190,20 +192,27 @@ def fit_gamma_gamma(
     (xc, mc), wc = compress_rows([x[repeat], m[repeat]], w[repeat])
     data = _Data(xc, mc, wc)
 
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = _loglik(theta, data, gradient=True)
-        return -float(np.dot(data.w, ll)) / data.total, -grad / data.total  # type: ignore[operator]
+    def objective_for(rows: np.ndarray | None):
+        part = data if rows is None else _Data(xc[rows], mc[rows], wc[rows])
+
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            ll, grad = _loglik(theta, part, gradient=True)
+            return -float(np.dot(part.w, ll)) / part.total, -grad / part.total  # type: ignore[operator]
+
+        return objective
 
     # Start at p = 2, q = 3 with v matching the mean spend, E[m] = p v / (q - 1).
     mean_spend = float(np.dot(wc, mc)) / data.total
     x0 = np.log([2.0, 3.0, mean_spend])
-    result = multistart_minimize(
-        objective,
+    result = screened_minimize(
+        objective_for,
+        len(xc),
         x0,
         names=_PARAMETER_NAMES,
         n_starts=n_starts,
         seed=seed,
         max_iterations=max_iterations,
+        screen_rows=_screen_rows,
     )
     p, q, v = (float(value) for value in np.exp(result.x))
     ll, _ = _loglik(result.x, data, gradient=False)
