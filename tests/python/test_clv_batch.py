@@ -194,7 +194,7 @@ def test_settings_accept_dbt_var_strings():
 
 
 def test_returns_cannot_exceed_sales():
-    with pytest.raises(ValueError, match="returns cannot exceed what was sold"):
+    with pytest.raises(ValueError, match="returns only ever reduce revenue"):
         fit_clv_models(
             *TINY.values(),
             order_count=11,

@@ -198,8 +198,8 @@ def fit_clv_models(
     x, t_x, t, m = _arrays(frequency, recency, age, monetary_value)
     if sales_revenue < 0 or net_revenue > sales_revenue + 1e-9 * max(1.0, sales_revenue):
         raise ValueError(
-            f"net revenue ({net_revenue:g}) must lie between 0 and sales revenue "
-            f"({sales_revenue:g}): returns cannot exceed what was sold"
+            f"sales revenue ({sales_revenue:g}) must be >= 0 and net revenue "
+            f"({net_revenue:g}) no more than it: returns only ever reduce revenue"
         )
     retention = 1.0 if sales_revenue == 0 else min(1.0, max(0.0, net_revenue / sales_revenue))
     common: dict[str, Any] = {
