@@ -1,0 +1,80 @@
+"""The latency benchmark's arithmetic and report (the timings themselves are not asserted)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from retail_xsell.benchmark_metrics import (
+    QUERIES,
+    MetricQuery,
+    Timing,
+    percentile,
+    render_report,
+    time_calls,
+)
+
+
+def test_percentile_interpolates_between_ranks():
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 100) == 5.0
+    assert percentile(values, 95) == pytest.approx(4.8)
+    assert percentile([7.0], 95) == 7.0
+
+
+def test_percentile_matches_the_standard_library():
+    values = [0.013, 0.011, 0.019, 0.012, 0.050, 0.014, 0.012, 0.016]
+    cut_points = statistics.quantiles(values, n=20, method="inclusive")
+    assert percentile(values, 95) == pytest.approx(cut_points[-1])
+    assert percentile(values, 50) == pytest.approx(statistics.median(values))
+
+
+@pytest.mark.parametrize("bad", [-1, 100.5])
+def test_percentile_rejects_out_of_range_q(bad: float):
+    with pytest.raises(ValueError):
+        percentile([1.0], bad)
+
+
+def test_percentile_of_nothing_is_an_error():
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_time_calls_separates_the_first_call():
+    calls = []
+    timing = time_calls(lambda: calls.append(1), repeats=4)
+    assert len(calls) == 5
+    assert len(timing.repeats) == 4
+    with pytest.raises(ValueError):
+        time_calls(lambda: None, repeats=0)
+
+
+def test_timing_summarises_only_the_repeats():
+    timing = Timing(first=9.0, repeats=(1.0, 2.0, 3.0))
+    assert timing.median == 2.0
+    assert timing.p95 == pytest.approx(2.9)
+    assert timing.sql_median is None
+
+
+def test_queries_are_either_metrics_or_a_saved_query():
+    for query in QUERIES:
+        assert bool(query.metrics) != bool(query.saved_query), query.label
+
+
+def test_report_is_a_markdown_table(tmp_path: Path):
+    database = tmp_path / "x.duckdb"
+    database.write_bytes(b"\0" * 2048)
+    report = render_report(
+        database,
+        0.25,
+        [(MetricQuery("clv", ("clv",)), Timing(0.1, (0.01, 0.02, 0.03), (0.004, 0.005)))],
+        ["clv"],
+        [3.0, 2.0, 4.0],
+    )
+    assert "opening the layer took 250.0 ms" in report
+    assert "| clv | 100.0 | 20.0 | 29.0 | 4.5 |" in report
+    assert "| 3 | 2.00 | 3.00 | 4.00 |" in report
