@@ -31,15 +31,33 @@ class Measured:
     returncode: int
 
 
+#: Run by a small intermediate Python process: it starts the measured command as *its*
+#: child and reports that child's resource usage. Started straight from a big parent
+#: (pytest with MetricFlow loaded, say), the child's peak RSS would include the parent's
+#: memory image, which the child shares between fork and exec; from this small process
+#: that shared image is only a few MiB.
+_MEASURE = """
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_pid, status, usage = os.wait4(child.pid, 0)
+print(json.dumps([usage.ru_maxrss, os.waitstatus_to_exitcode(status)]))
+"""
+
+
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> Measured:
     """Run `command` to completion with its output discarded and measure it."""
     start = time.perf_counter()
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=PROJECT_DIR
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command],
+        stdout=subprocess.PIPE,
+        env=env,
+        cwd=PROJECT_DIR,
+        check=True,
+        text=True,
     )
-    _pid, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
-    return Measured(wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+    max_rss_kib, returncode = json.loads(result.stdout)
+    return Measured(wall, max_rss_kib / 1024, returncode)
 
 
 def model_timings(run_results: Path) -> list[tuple[str, float]]:
