@@ -19,7 +19,7 @@ export RETAIL_XSELL_TARGET ?= ci
 endif
 
 .PHONY: help venv run build summary clv test lint lint-python lint-sql dbt-test pytest \
-	docs sample clean clean-venv
+	docs sample clean clean-venv gate publish
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -51,7 +51,7 @@ clv: $(STAMP)  ## answer "what is a customer worth?" from the semantic layer (mf
 	@$(BIN)/mf query --metrics clv,historical_clv,predicted_clv --group-by customer__region \
 		--order -clv --decimals 2
 
-test: lint dbt-test pytest  ## lint and run every test (what CI runs)
+test: lint dbt-test gate pytest  ## lint and run every test, and the SLO gate on the sample (what CI runs)
 
 lint: lint-python lint-sql  ## ruff and sqlfluff
 
@@ -66,6 +66,15 @@ dbt-test: $(STAMP) | build/  ## dbt build on the sample (models, data and unit t
 	$(DBT) build --fail-fast
 	$(BIN)/mf validate-configs
 
+# dbt source freshness exits 1 on a stale source; the gate judges its sources.json (on the
+# committed sample, stale by design, freshness is a warning: docs/slos.md).
+gate: $(STAMP) | build/  ## evaluate the SLOs in slos.yml on the last build; fails on a blocking breach
+	-$(DBT) source freshness
+	$(BIN)/retail-xsell gate
+
+publish: gate  ## after a passing gate, atomically replace the published database
+	$(BIN)/retail-xsell publish
+
 pytest: $(STAMP) | build/  ## Python tests (generator, input ports, reconciliation)
 	$(BIN)/pytest
 
@@ -77,7 +86,7 @@ sample: $(STAMP)  ## regenerate the committed sample in seeds/ (byte for byte)
 	$(BIN)/python scripts/generate_raw_data.py sample
 
 clean:  ## remove build outputs (databases, target/, logs/)
-	rm -rf build/*.duckdb build/*.duckdb.wal target logs
+	rm -rf build/*.duckdb build/*.duckdb.wal build/slo target logs
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -27,7 +28,28 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("generate", help="generate raw retail data (sample or scale mode)")
     summary = commands.add_parser("summary", help="summarise the last dbt build")
     summary.add_argument("--database", help="DuckDB file (default: the one profiles.yml uses)")
+    for name, text in (
+        ("gate", "evaluate the SLOs in slos.yml on the last build; exit 1 on a blocking breach"),
+        ("publish", "publish the working database after a passing gate (write-audit-publish)"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument(
+            "--database", help="working DuckDB file (default: the one profiles.yml uses)"
+        )
+        command.add_argument(
+            "--published",
+            help="published DuckDB file (default: RETAIL_XSELL_PUBLISHED_PATH or "
+            "build/published/retail_xsell.duckdb)",
+        )
+        command.add_argument(
+            "--report-dir", help="where report.json/.md live (default: build/slo/<database>)"
+        )
+        if name == "gate":
+            command.add_argument("--target-path", help="dbt artifacts folder (default: target)")
+            command.add_argument("--slo-file", help="SLO declarations (default: slos.yml)")
     args = parser.parse_args(argv)
+    if args.command in ("gate", "publish"):
+        return _gate_or_publish(args)
 
     if args.command == "summary":
         try:
@@ -36,6 +58,84 @@ def main(argv: list[str] | None = None) -> int:
         except (NotBuiltError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    return 0
+
+
+def _gate_or_publish(args: argparse.Namespace) -> int:
+    """Run the gate or the publish step; both name the last good publication on failure."""
+    from retail_xsell.publish import (
+        PublishRefusedError,
+        describe_last_publication,
+        publish,
+        published_path,
+    )
+    from retail_xsell.slo import (
+        GateSetupError,
+        default_report_dir,
+        failure_messages,
+        result_from_dict,
+        run_gate,
+    )
+
+    try:
+        database = database_path() if args.database is None else Path(args.database)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    published = Path(args.published) if args.published else published_path()
+    report_dir = Path(args.report_dir) if args.report_dir else default_report_dir(database)
+
+    if args.command == "gate":
+        target_path = Path(args.target_path) if args.target_path else Path.cwd() / "target"
+        try:
+            report = run_gate(
+                database,
+                target_path,
+                published,
+                report_dir,
+                Path(args.slo_file) if args.slo_file else None,
+            )
+        except GateSetupError as exc:
+            print(f"gate error: {exc}", file=sys.stderr)
+            print(describe_last_publication(published), file=sys.stderr)
+            return 2
+        for slo in map(result_from_dict, report["slos"]):
+            flag = ""
+            if slo.status in ("breach", "error"):
+                flag = "  <- BLOCKING" if slo.blocking else "  <- warning"
+            print(
+                f"  {slo.status:<12}{slo.name:<28}{slo.measured_text:>16}  "
+                f"(target {slo.target_text}){flag}"
+            )
+        print(f"Report: {report_dir / 'report.md'} (JSON: {report_dir / 'report.json'})")
+        if report["warnings"]:
+            print(f"Warnings (not blocking): {', '.join(report['warnings'])}")
+        if not report["passed"]:
+            print("Gate FAILED:", file=sys.stderr)
+            for line in failure_messages(report):
+                print(f"  {line}", file=sys.stderr)
+            print(describe_last_publication(published), file=sys.stderr)
+            return 1
+        print("Gate passed: the working database may be published (retail-xsell publish).")
+        return 0
+
+    report_file = report_dir / "report.json"
+    if not report_file.is_file():
+        print(
+            f"publish refused: no gate report at {report_file}; run the gate first", file=sys.stderr
+        )
+        print(describe_last_publication(published), file=sys.stderr)
+        return 1
+    try:
+        publication = publish(database, published, json.loads(report_file.read_text()))
+    except PublishRefusedError as exc:
+        print(f"publish refused: {exc}", file=sys.stderr)
+        print(describe_last_publication(published), file=sys.stderr)
+        return 1
+    print(
+        f"Published {database} to {publication.path} as publication "
+        f"{publication.publication_id[:8]} at {publication.published_at:%Y-%m-%d %H:%M:%S} UTC."
+    )
     return 0
 
 
