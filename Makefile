@@ -37,18 +37,22 @@ venv: $(STAMP)  ## create .venv with the pinned dependencies
 build/:
 	@mkdir -p build
 
-run: build summary clv  ## build the product on the sample, print a summary, answer a CLV query
+# Consumers read the published copy, which only changes after a passing gate.
+PUBLISHED := $(or $(RETAIL_XSELL_PUBLISHED_PATH),build/published/retail_xsell.duckdb)
+
+run: build publish summary clv  ## build the sample, gate and publish it, summarise it, answer a CLV query
 
 build: $(STAMP) | build/  ## dbt build (seeds, models, tests) on the sample
 	$(DBT) build
 
-summary: $(STAMP)  ## print what the last build produced
-	@$(BIN)/retail-xsell summary
+summary: $(STAMP)  ## print what the published database holds
+	@RETAIL_XSELL_DUCKDB_PATH=$(PUBLISHED) $(BIN)/retail-xsell summary
 
-clv: $(STAMP)  ## answer "what is a customer worth?" from the semantic layer (mf query)
+clv: $(STAMP)  ## answer "what is a customer worth?" from the semantic layer on the published database
 	@echo "Average customer lifetime value, overall and by region (mf query --metrics clv):"
-	@$(BIN)/mf query --metrics clv --decimals 2
-	@$(BIN)/mf query --metrics clv,historical_clv,predicted_clv --group-by customer__region \
+	@RETAIL_XSELL_DUCKDB_PATH=$(PUBLISHED) $(BIN)/mf query --metrics clv --decimals 2
+	@RETAIL_XSELL_DUCKDB_PATH=$(PUBLISHED) $(BIN)/mf query \
+		--metrics clv,historical_clv,predicted_clv --group-by customer__region \
 		--order -clv --decimals 2
 
 test: lint dbt-test gate pytest  ## lint and run every test, and the SLO gate on the sample (what CI runs)
