@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from retail_xsell.semantic import MetricQueryResult
+    from retail_xsell.semantic import MetricQueryResult, SemanticLayer
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -39,6 +39,12 @@ class MetricQuery:
     metrics: tuple[str, ...] = ()
     group_by: tuple[str, ...] = ()
     saved_query: str | None = None
+
+    def bind(self, layer: SemanticLayer) -> Callable[[], MetricQueryResult]:
+        """A no-argument call that runs this query on `layer` (for timing)."""
+        if self.saved_query:
+            return lambda: layer.query_saved(self.saved_query)
+        return lambda: layer.query(list(self.metrics), list(self.group_by))
 
 
 #: Chosen to cover the shapes of query consumers run: a single customer-level average,
@@ -137,15 +143,7 @@ def measure_in_process(
     measured = []
     with layer:
         for query in QUERIES:
-            if query.saved_query:
-
-                def call(query: MetricQuery = query) -> MetricQueryResult:
-                    return layer.query_saved(query.saved_query)
-            else:
-
-                def call(query: MetricQuery = query) -> MetricQueryResult:
-                    return layer.query(list(query.metrics), list(query.group_by))
-
+            call = query.bind(layer)
             measured.append((query, time_calls(call, repeats), call().sql))
     # The layer is closed first: one process should not attach the file twice.
     connection = duckdb.connect(":memory:")

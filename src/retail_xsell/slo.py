@@ -350,16 +350,7 @@ def _measure_query_latency(slo: dict[str, Any], inputs: Inputs) -> Measurement:
     # The gate's own read-only connection is closed while MetricFlow attaches the file.
     with SemanticLayer.from_project(inputs.project_dir, inputs.target_path, inputs.database) as lay:
         for query in QUERIES:
-            if query.saved_query:
-
-                def call(query: Any = query) -> object:
-                    return lay.query_saved(query.saved_query)
-            else:
-
-                def call(query: Any = query) -> object:
-                    return lay.query(list(query.metrics), list(query.group_by))
-
-            samples += time_calls(call, int(slo.get("repeats", 3))).repeats
+            samples += time_calls(query.bind(lay), int(slo.get("repeats", 3))).repeats
     p95 = percentile([s * 1000 for s in samples], 0.95)
     return Measurement(p95, [f"{len(samples)} warm queries over {len(QUERIES)} query shapes"])
 
