@@ -16,6 +16,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -259,6 +260,32 @@ def multistart_minimize(
         iterations=int(best.nit),
         message=message,
     )
+
+
+def subset_objectives(
+    loglik: Callable[..., tuple[np.ndarray, np.ndarray | None]],
+    make_data: Callable[..., Any],
+    columns: Sequence[np.ndarray],
+    weights: np.ndarray,
+) -> tuple[Any, Callable[[np.ndarray | None], ObjectiveWithGradient]]:
+    """The model's data on all (compressed) rows, and `objective_for` for screened_minimize.
+
+    `make_data(*columns, weights)` builds the model's data object (with `.w` and
+    `.total`); `loglik(theta, data, gradient=True)` returns per-row log-likelihoods and
+    the weighted gradient. Each objective is the mean negative log-likelihood on its rows.
+    """
+    full = make_data(*columns, weights)
+
+    def objective_for(rows: np.ndarray | None) -> ObjectiveWithGradient:
+        part = full if rows is None else make_data(*(c[rows] for c in columns), weights[rows])
+
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            ll, grad = loglik(theta, part, gradient=True)
+            return -float(np.dot(part.w, ll)) / part.total, -grad / part.total
+
+        return objective
+
+    return full, objective_for
 
 
 def screened_minimize(

@@ -31,6 +31,7 @@ from ._optimize import (
     coerce_params,
     compress_rows,
     screened_minimize,
+    subset_objectives,
     unique_rows,
     validate_weights,
 )
@@ -244,16 +245,7 @@ def fit_bgnbd(
             "purchase rate and the dropout process cannot be told apart"
         )
     (xc, txc, tc), wc = compress_rows([x, t_x, t], w)
-    data = _Data(xc, txc, tc, wc)
-
-    def objective_for(rows: np.ndarray | None):
-        part = data if rows is None else _Data(xc[rows], txc[rows], tc[rows], wc[rows])
-
-        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            ll, grad = _loglik(theta, part, gradient=True)
-            return -float(np.dot(part.w, ll)) / part.total, -grad / part.total  # type: ignore[operator]
-
-        return objective
+    data, objective_for = subset_objectives(_loglik, _Data, [xc, txc, tc], wc)
 
     # Start at r = 1 with alpha matching the mean purchase rate, and a = b = 1 (uniform p).
     rate = float(np.dot(wc, xc)) / max(float(np.dot(wc, tc)), 1e-12)

@@ -27,6 +27,7 @@ from ._optimize import (
     coerce_params,
     compress_rows,
     screened_minimize,
+    subset_objectives,
     validate_weights,
 )
 
@@ -190,16 +191,7 @@ def fit_gamma_gamma(
             "spend the Gamma-Gamma parameters are not identified"
         )
     (xc, mc), wc = compress_rows([x[repeat], m[repeat]], w[repeat])
-    data = _Data(xc, mc, wc)
-
-    def objective_for(rows: np.ndarray | None):
-        part = data if rows is None else _Data(xc[rows], mc[rows], wc[rows])
-
-        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            ll, grad = _loglik(theta, part, gradient=True)
-            return -float(np.dot(part.w, ll)) / part.total, -grad / part.total  # type: ignore[operator]
-
-        return objective
+    data, objective_for = subset_objectives(_loglik, _Data, [xc, mc], wc)
 
     # Start at p = 2, q = 3 with v matching the mean spend, E[m] = p v / (q - 1).
     mean_spend = float(np.dot(wc, mc)) / data.total
