@@ -83,7 +83,10 @@ class NotBuiltError(RuntimeError):
 def render_summary(database: Path) -> str:
     """Return the summary of the build in `database` as plain text."""
     if not database.exists():
-        raise NotBuiltError(f"no database at {database}: run `make run` (or `dbt build`) first")
+        raise NotBuiltError(
+            f"no database at {database}: run `make run` first (it builds, gates and publishes;"
+            " `make summary` reads the published copy)"
+        )
     with duckdb.connect(str(database), read_only=True) as con:
         try:
             reconciliation = con.sql(RECONCILIATION_SQL).fetchall()
