@@ -18,11 +18,18 @@ ifeq ($(CI),true)
 export RETAIL_XSELL_TARGET ?= ci
 endif
 
+# The targets of run and test are steps in order (build, gate, publish, read), never
+# independent jobs: `make -j2 run` must not publish what is still being built.
+.NOTPARALLEL:
+
 .PHONY: help venv run build summary clv test lint lint-python lint-sql dbt-test pytest \
-	docs sample clean clean-venv gate publish
+	docs sample clean clean-venv gate publish publications
+
+# The data contract tools (datacontract-cli, dataproduct-cli) in their own environment.
+include make/contracts.mk
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -39,23 +46,29 @@ build/:
 
 # Consumers read the published copy, which only changes after a passing gate.
 PUBLISHED := $(or $(RETAIL_XSELL_PUBLISHED_PATH),build/published/retail_xsell.duckdb)
+WORKING := $(or $(RETAIL_XSELL_DUCKDB_PATH),$(if $(filter ci,$(RETAIL_XSELL_TARGET)),build/ci.duckdb,build/retail_xsell.duckdb))
 
 run: build publish summary clv  ## build the sample, gate and publish it, summarise it, answer a CLV query
 
 build: $(STAMP) | build/  ## dbt build (seeds, models, tests) on the sample
 	$(DBT) build
 
-summary: $(STAMP)  ## print what the published database holds
-	@RETAIL_XSELL_DUCKDB_PATH=$(PUBLISHED) $(BIN)/retail-xsell summary
+summary: $(STAMP)  ## print what the publication holds (and the stewards' part from the working database)
+	@$(BIN)/retail-xsell summary --database $(PUBLISHED) --working $(WORKING)
 
+# Consumers' path: the `published` dbt target attaches the published file read-only.
 clv: $(STAMP)  ## answer "what is a customer worth?" from the semantic layer on the published database
 	@echo "Average customer lifetime value, overall and by region (mf query --metrics clv):"
-	@RETAIL_XSELL_DUCKDB_PATH=$(PUBLISHED) $(BIN)/mf query --metrics clv --decimals 2
-	@RETAIL_XSELL_DUCKDB_PATH=$(PUBLISHED) $(BIN)/mf query \
+	@RETAIL_XSELL_TARGET=published RETAIL_XSELL_PUBLISHED_PATH=$(PUBLISHED) \
+		$(BIN)/mf query --metrics clv --decimals 2
+	@RETAIL_XSELL_TARGET=published RETAIL_XSELL_PUBLISHED_PATH=$(PUBLISHED) $(BIN)/mf query \
 		--metrics clv,historical_clv,predicted_clv --group-by customer__region \
 		--order -clv --decimals 2
 
-test: lint dbt-test gate pytest  ## lint and run every test, and the SLO gate on the sample (what CI runs)
+publications: $(STAMP)  ## list the kept publications (roll back: retail-xsell publications --rollback ID)
+	@$(BIN)/retail-xsell publications --published $(PUBLISHED)
+
+test: lint dbt-test gate contracts-lint pytest  ## lint and run every test, the SLO gate and the contract lint on the sample (what CI runs)
 
 lint: lint-python lint-sql  ## ruff and sqlfluff
 
@@ -79,18 +92,21 @@ gate: $(STAMP) | build/  ## evaluate the SLOs in slos.yml on the last build; fai
 publish: gate  ## after a passing gate, atomically replace the published database
 	$(BIN)/retail-xsell publish
 
-pytest: $(STAMP) | build/  ## Python tests (generator, input ports, reconciliation)
+pytest: $(STAMP) $(CONTRACTS_STAMP) | build/  ## Python tests (the contract tests use .venv-contracts)
 	$(BIN)/pytest
 
 docs: $(STAMP) | build/  ## generate and serve the dbt docs site on http://localhost:8080
 	$(DBT) docs generate
+	@# The data product manifest and contracts the overview page links to.
+	@$(BIN)/retail-xsell contracts --out target/data-product --database $(PUBLISHED) \
+		--parquet-dir $(dir $(PUBLISHED))current/parquet > /dev/null
 	$(DBT) docs serve --port 8080
 
 sample: $(STAMP)  ## regenerate the committed sample in seeds/ (byte for byte)
 	$(BIN)/python scripts/generate_raw_data.py sample
 
-clean:  ## remove build outputs (databases, target/, logs/)
-	rm -rf build/*.duckdb build/*.duckdb.wal build/slo target logs
+clean:  ## remove build outputs (databases, publications, target/, logs/)
+	rm -rf build/*.duckdb build/*.duckdb.wal build/slo build/published target logs
 
-clean-venv:  ## remove the virtual environment
-	rm -rf $(VENV)
+clean-venv:  ## remove the virtual environments
+	rm -rf $(VENV) $(CONTRACTS_VENV)

@@ -1,32 +1,77 @@
-"""Write, audit, publish: replace the published database only after a passing gate.
+"""Write, audit, publish: give consumers a projection of a build only after its gate passed.
 
-dbt builds into the working database. Consumers (BI, the semantic layer's query path,
-the API) read the published copy, opened read-only per query. Publishing copies the
-working file to a temporary file in the published folder, adds the publication record
-there, and renames it onto the published path with ``os.replace``: on POSIX the rename
-is atomic, so a reader opens either the whole old file or the whole new one, and a
-reader that already has the old file open keeps reading it. A failed build or gate
-never gets here, and any error before the rename leaves the published file untouched.
+dbt builds into the working database, which holds everything: raw seeds, staging with
+the personal data the data stewards need, the quarantine, stored test failures. DuckDB
+has no per-table access control, so consumers never get that file. Publishing writes a
+new, self-contained **publication** holding only the output ports
+(:mod:`retail_xsell.ports`: the public marts and what the semantic layer reads) and its
+own record, checks it for personal data, and switches consumers to it in one step:
+
+```
+<published folder>/                    (default build/published/)
+    retail_xsell.duckdb  -> current/retail_xsell.duckdb   what BI tools and mf open
+    current              -> publications/<version>        switched atomically
+    publications/<version>/                               one folder per publication
+        retail_xsell.duckdb        the output ports, tables in schema main
+        parquet/<mart>/...         every public mart as Parquet (order lines by month)
+        contracts/<port>.odcs.yaml ODCS data contracts of the ports (docs/contracts.md)
+        dataproduct.yaml           the ODPS data product manifest
+        semantic_manifest.json     what the semantic layer needs to answer metrics
+        publication.json           the publication record
+    .publish.lock                  held while publishing
+```
+
+``current`` is a symbolic link replaced with ``os.replace``, atomic on POSIX: a reader
+resolves either the whole old publication or the whole new one, and a reader that has
+the old file open keeps reading it, even after the old folder is pruned. Everything is
+written, fsynced and scanned before the switch; any error before it leaves the current
+publication untouched and removes what was half-written. The last
+``RETAIL_XSELL_KEEP_PUBLICATIONS`` (default 5) publications are kept, so a consumer can
+read a stable snapshot by its folder and the producer can roll back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from retail_xsell.slo import database_fingerprint
+from retail_xsell.contracts import write_publication_documents
+from retail_xsell.pii_scan import scan
+from retail_xsell.ports import PortModel, export_parquet, output_port_models
+from retail_xsell.slo import database_fingerprint, load_slos
 
 #: Where consumers read the product; relative paths are relative to the project.
 DEFAULT_PUBLISHED_PATH = "build/published/retail_xsell.duckdb"
 PUBLICATIONS_TABLE = "main.publications"
+DEFAULT_KEEP = 5
+LOCK_TIMEOUT_SECONDS = 60.0
+
+#: Columns of the publication record. output_ports was added with the projection;
+#: older publications lack it and it is null in their copied rows.
+RECORD_COLUMNS = (
+    "publication_id",
+    "published_at",
+    "git_commit",
+    "working_database",
+    "build_invocation_id",
+    "gate_run_id",
+    "row_counts",
+    "slo_results",
+    "output_ports",
+)
 
 CREATE_PUBLICATIONS = f"""
     create table if not exists {PUBLICATIONS_TABLE} (
@@ -37,13 +82,15 @@ CREATE_PUBLICATIONS = f"""
         build_invocation_id varchar not null,
         gate_run_id varchar not null,
         row_counts json not null,
-        slo_results json not null
+        slo_results json not null,
+        output_ports json
     )
 """
 
 
 class PublishRefusedError(RuntimeError):
-    """The gate did not pass, or its report does not belong to this working database."""
+    """The gate did not pass, its report does not belong to this build, or the
+    projection failed its own checks; nothing was published."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +98,7 @@ class Publication:
     publication_id: str
     published_at: dt.datetime
     path: Path
+    folder: Path
 
 
 def published_path(project_dir: Path | None = None) -> Path:
@@ -58,6 +106,34 @@ def published_path(project_dir: Path | None = None) -> Path:
     project_dir = project_dir or Path.cwd()
     path = Path(os.environ.get("RETAIL_XSELL_PUBLISHED_PATH", DEFAULT_PUBLISHED_PATH))
     return path if path.is_absolute() else project_dir / path
+
+
+def publications_dir(published: Path) -> Path:
+    """The folder holding one sub-folder per kept publication."""
+    return published.parent / "publications"
+
+
+def current_link(published: Path) -> Path:
+    """The pointer to the publication consumers read."""
+    return published.parent / "current"
+
+
+def current_folder(published: Path) -> Path | None:
+    """The folder of the current publication, or None before the first one."""
+    link = current_link(published)
+    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+
+def keep_count() -> int:
+    """RETAIL_XSELL_KEEP_PUBLICATIONS: how many publications to keep (at least 1)."""
+    raw = os.environ.get("RETAIL_XSELL_KEEP_PUBLICATIONS", str(DEFAULT_KEEP))
+    try:
+        keep = int(raw)
+    except ValueError:
+        keep = 0
+    if keep < 1:
+        raise ValueError(f"RETAIL_XSELL_KEEP_PUBLICATIONS must be a whole number >= 1; got {raw!r}")
+    return keep
 
 
 def last_publication(published: Path) -> dict[str, Any] | None:
@@ -114,6 +190,34 @@ def _check_report(report: dict[str, Any], working: Path) -> None:
         raise PublishRefusedError(f"{working} has an open write-ahead log; is dbt still running?")
 
 
+def _read_artifacts(artifacts: Path) -> tuple[dict, dict]:
+    """The manifests of the build the gate judged, or a refusal saying why not."""
+    try:
+        manifest = json.loads((artifacts / "manifest.json").read_text())
+        semantic_manifest = json.loads((artifacts / "semantic_manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise PublishRefusedError(
+            f"cannot read the manifests the gate judged in {artifacts} ({exc}); run the gate again"
+        ) from exc
+    return manifest, semantic_manifest
+
+
+def _slo_document(artifacts: Path) -> dict[str, Any]:
+    """The SLO declarations the gate judged with (their SLAs go into the contracts)."""
+    path = artifacts / "slos.yml"
+    if not path.is_file():
+        raise PublishRefusedError(f"no slos.yml among the gate's artifacts in {artifacts}")
+    return load_slos(path)
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -122,47 +226,324 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def publish(working: Path, published: Path, report: dict[str, Any]) -> Publication:
-    """Publish `working` at `published` if `report` is its passing gate report."""
-    _check_report(report, working)
-    published.parent.mkdir(parents=True, exist_ok=True)
-    temporary = published.with_name(f".{published.name}.{uuid.uuid4().hex[:8]}.tmp")
-    publication = Publication(str(uuid.uuid4()), dt.datetime.now(dt.UTC), published)
-    try:
-        shutil.copyfile(working, temporary)
-        with duckdb.connect(str(temporary)) as con:
-            con.execute(CREATE_PUBLICATIONS)
-            if published.is_file():
-                # Keep the record of every earlier publication in the new file.
-                escaped = str(published).replace("'", "''")
-                con.execute(f"attach '{escaped}' as previous (read_only)")
-                con.execute(
-                    f"insert into {PUBLICATIONS_TABLE} select * from previous.main.publications"
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            _fsync(Path(folder) / name)
+        _fsync(Path(folder))
+
+
+@contextlib.contextmanager
+def publish_lock(folder: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Hold ``<folder>/.publish.lock``: one publish (or rollback) at a time.
+
+    Without it two publishes copy the same history and the later rename loses the
+    other's record. flock is released by the kernel when the process dies, so a killed
+    publish never leaves a stale lock.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".publish.lock"
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "unknown"
+                    raise PublishRefusedError(
+                        f"another publish holds {path} (process {holder}) for over "
+                        f"{timeout:.0f} s; nothing was published"
+                    ) from None
+                time.sleep(0.1)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(published: Path) -> None:
+    """Delete what a killed publish left behind. Only called under the lock, so no
+    other publish is writing them."""
+    root = publications_dir(published)
+    for leftover in [*root.glob(".*.tmp"), *published.parent.glob(".*.tmp")]:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _column_definitions(con: duckdb.DuckDBPyConnection, port: PortModel) -> list[tuple]:
+    return con.execute(
+        "select column_name, data_type, is_nullable, comment from duckdb_columns()"
+        " where database_name = 'working' and schema_name = ? and table_name = ?"
+        " order by column_index",
+        [port.schema, port.identifier],
+    ).fetchall()
+
+
+def _write_projection(
+    database: Path,
+    working: Path,
+    previous: Path,
+    ports: list[PortModel],
+    record: list[Any],
+) -> dict[str, int]:
+    """Create ``database`` holding only ``ports`` (types, not-null constraints and
+    comments as in the working database) and the publication history plus ``record``."""
+    rows: dict[str, int] = {}
+    with duckdb.connect(str(database)) as con:
+        con.execute(f"attach {_sql_string(str(working))} as working (read_only)")
+        for port in ports:
+            columns = _column_definitions(con, port)
+            if not columns:
+                raise PublishRefusedError(
+                    f"output port {port.schema}.{port.identifier} is not in {working}; "
+                    "was the build complete?"
                 )
-                con.execute("detach previous")
-            con.execute(
-                f"insert into {PUBLICATIONS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    publication.publication_id,
-                    publication.published_at,
-                    report["git_commit"],
-                    report["database"]["path"],
-                    report["build"]["invocation_id"],
-                    report["run_id"],
-                    json.dumps(report["row_counts"]),
-                    json.dumps(
-                        {
-                            slo["name"]: {"status": slo["status"], "measured": slo["measured"]}
-                            for slo in report["slos"]
-                        }
-                    ),
-                ],
+            table = f"{_quote(port.schema)}.{_quote(port.identifier)}"
+            con.execute(f"create schema if not exists {_quote(port.schema)}")
+            definitions = ", ".join(
+                f"{_quote(name)} {data_type}{'' if nullable else ' not null'}"
+                for name, data_type, nullable, _ in columns
             )
-            con.execute("checkpoint")
-        _fsync(temporary)
-        os.replace(temporary, published)
+            con.execute(f"create table {table} ({definitions})")
+            con.execute(f"insert into {table} select * from working.{table}")
+            # A port may be a view in the working database; it is a table here.
+            (table_comment,) = con.execute(
+                "select max(comment) from (select comment, schema_name, table_name"
+                " from duckdb_tables() where database_name = 'working' union all"
+                " select comment, schema_name, view_name from duckdb_views()"
+                " where database_name = 'working') where schema_name = ? and table_name = ?",
+                [port.schema, port.identifier],
+            ).fetchone()
+            if table_comment:
+                con.execute(f"comment on table {table} is {_sql_string(table_comment)}")
+            for name, _, _, comment in columns:
+                if comment:
+                    con.execute(
+                        f"comment on column {table}.{_quote(name)} is {_sql_string(comment)}"
+                    )
+            (rows[port.identifier],) = con.execute(f"select count(*) from {table}").fetchone()
+        con.execute("detach working")
+        con.execute(CREATE_PUBLICATIONS)
+        if previous.is_file():
+            # Keep the record of every earlier publication in the new file.
+            con.execute(f"attach {_sql_string(str(previous))} as previous (read_only)")
+            old_columns = {
+                name
+                for (name,) in con.execute(
+                    "select column_name from duckdb_columns() where database_name = 'previous'"
+                    " and schema_name = 'main' and table_name = 'publications'"
+                ).fetchall()
+            }
+            shared = [c for c in RECORD_COLUMNS if c in old_columns]
+            if shared:
+                listed = ", ".join(shared)
+                con.execute(
+                    f"insert into {PUBLICATIONS_TABLE} ({listed})"
+                    f" select {listed} from previous.main.publications"
+                )
+            con.execute("detach previous")
+        con.execute(
+            f"insert into {PUBLICATIONS_TABLE} ({', '.join(RECORD_COLUMNS)})"
+            f" values ({', '.join('?' for _ in RECORD_COLUMNS)})",
+            [*record, json.dumps(rows)],
+        )
+        con.execute("checkpoint")
+    return rows
+
+
+def _audit_projection(database: Path, working: Path, ports: list[PortModel]) -> None:
+    """Scan the file consumers will read, not the working database it came from."""
+    with duckdb.connect(":memory:") as con:
+        con.execute(f"attach {_sql_string(str(database))} as projection (read_only)")
+        con.execute(f"attach {_sql_string(str(working))} as working (read_only)")
+        tables = {
+            (schema, name)
+            for schema, name in con.execute(
+                "select schema_name, table_name from duckdb_tables()"
+                " where database_name = 'projection'"
+            ).fetchall()
+        }
+        expected = {(port.schema, port.identifier) for port in ports}
+        expected.add(tuple(PUBLICATIONS_TABLE.split(".")))
+        if tables != expected:
+            extra = sorted(".".join(t) for t in tables - expected)
+            raise PublishRefusedError(f"the projection holds tables that are not ports: {extra}")
+        findings = scan(con, ports, "projection", "working")
+    if findings:
+        raise PublishRefusedError(
+            "the projection carries personal data: "
+            + "; ".join(finding.message for finding in findings)
+        )
+
+
+def _export_parquet(database: Path, ports: list[PortModel], folder: Path) -> dict[str, int]:
+    with duckdb.connect(":memory:") as con:
+        con.execute(f"attach {_sql_string(str(database))} as projection (read_only)")
+        return export_parquet(
+            con, [port for port in ports if port.reason == "public"], folder, "projection"
+        )
+
+
+def _switch_link(link: Path, target: str) -> None:
+    """Point ``link`` at ``target`` (relative) in one atomic rename."""
+    temporary = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.tmp")
+    os.symlink(target, temporary)
+    os.replace(temporary, link)
+
+
+def _prune(published: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` publications; never the current one."""
+    current = current_folder(published)
+    folders = sorted(
+        (
+            p
+            for p in publications_dir(published).iterdir()
+            if p.is_dir() and not p.name.startswith(".")
+        ),
+        key=lambda p: p.name,
+        reverse=True,
+    )
+    removed = []
+    for folder in folders[keep:]:
+        if current is not None and folder.resolve() == current:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def list_publications(published: Path) -> list[dict[str, Any]]:
+    """The kept publications, newest first, with which one is current."""
+    root = publications_dir(published)
+    current = current_folder(published)
+    listed = []
+    for folder in sorted(root.glob("*/publication.json"), reverse=True):
+        record = json.loads(folder.read_text())
+        record["folder"] = str(folder.parent)
+        record["is_current"] = current is not None and folder.parent.resolve() == current
+        listed.append(record)
+    return listed
+
+
+def rollback(published: Path, publication_id: str) -> Path:
+    """Point consumers back at a kept publication (by id or id prefix)."""
+    with publish_lock(published.parent):
+        matches = [
+            Path(record["folder"])
+            for record in list_publications(published)
+            if record["publication_id"].startswith(publication_id)
+        ]
+        if len(matches) != 1:
+            kept = ", ".join(r["publication_id"][:8] for r in list_publications(published))
+            raise PublishRefusedError(
+                f"{'no' if not matches else 'more than one'} kept publication matches "
+                f"{publication_id!r}; kept: {kept or 'none'}"
+            )
+        (folder,) = matches
+        _switch_link(current_link(published), os.path.relpath(folder, published.parent))
         _fsync(published.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
-        temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
-    return publication
+        return folder
+
+
+def publish(
+    working: Path,
+    published: Path,
+    report: dict[str, Any],
+    artifacts: Path | None = None,
+    keep: int | None = None,
+) -> Publication:
+    """Publish the output ports of ``working`` at ``published`` if ``report`` is its
+    passing gate report. ``artifacts`` holds the build's manifest.json and
+    semantic_manifest.json (default: the copies the gate kept beside its report)."""
+    _check_report(report, working)
+    artifacts = Path(artifacts or report["build"].get("artifacts") or "target")
+    manifest, semantic_manifest = _read_artifacts(artifacts)
+    try:
+        ports = output_port_models(manifest, semantic_manifest)
+    except ValueError as exc:
+        raise PublishRefusedError(str(exc)) from exc
+    keep = keep_count() if keep is None else keep
+    publication_id = str(uuid.uuid4())
+    published_at = dt.datetime.now(dt.UTC)
+    root = publications_dir(published)
+    version = f"{published_at:%Y%m%dT%H%M%S}Z-{publication_id[:8]}"
+    folder = root / version
+    staging = root / f".{version}.tmp"
+    with publish_lock(published.parent):
+        _remove_leftovers(published)
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.mkdir()
+            database = staging / published.name
+            record = [
+                publication_id,
+                published_at,
+                report["git_commit"],
+                report["database"]["path"],
+                report["build"]["invocation_id"],
+                report["run_id"],
+                json.dumps(report["row_counts"]),
+                json.dumps(
+                    {
+                        slo["name"]: {"status": slo["status"], "measured": slo["measured"]}
+                        for slo in report["slos"]
+                    }
+                ),
+            ]
+            rows = _write_projection(database, working, published, ports, record)
+            _audit_projection(database, working, ports)
+            parquet_rows = _export_parquet(database, ports, staging / "parquet")
+            shutil.copyfile(
+                artifacts / "semantic_manifest.json", staging / "semantic_manifest.json"
+            )
+            # Contracts name the stable paths consumers open, not this version's folder.
+            write_publication_documents(
+                staging,
+                manifest,
+                semantic_manifest,
+                _slo_document(artifacts),
+                published_database=published.absolute(),
+                parquet_dir=current_link(published).absolute() / "parquet",
+                publication_id=publication_id,
+            )
+            (staging / "publication.json").write_text(
+                json.dumps(
+                    {
+                        "publication_id": publication_id,
+                        "published_at": published_at.isoformat(timespec="seconds"),
+                        "git_commit": report["git_commit"],
+                        "build_invocation_id": report["build"]["invocation_id"],
+                        "gate_run_id": report["run_id"],
+                        "database": published.name,
+                        "output_ports": rows,
+                        "parquet_ports": parquet_rows,
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
+            _fsync_tree(staging)
+            os.rename(staging, folder)
+            _fsync(root)
+            _switch_link(current_link(published), os.path.relpath(folder, published.parent))
+            entry = os.path.join("current", published.name)
+            if not (published.is_symlink() and os.readlink(published) == entry):
+                # The first publication in this layout (or a plain file from before it).
+                _switch_link(published, entry)
+            _fsync(published.parent)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _prune(published, keep)
+    return Publication(publication_id, published_at, published, folder)

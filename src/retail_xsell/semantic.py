@@ -257,6 +257,27 @@ class SemanticLayer:
         database = Path(database) if database is not None else default_database_path(project_dir)
         return cls(target_path / "semantic_manifest.json", database)
 
+    @classmethod
+    def from_publication(cls, published: Path | None = None) -> SemanticLayer:
+        """The semantic layer of the current publication, as a consumer reads it.
+
+        ``published`` defaults to RETAIL_XSELL_PUBLISHED_PATH (or the documented
+        default). The path is resolved once, so the database file and the semantic
+        manifest come from the same publication even if a new one is switched in
+        meanwhile; no dbt project or ``target/`` is needed.
+        """
+        from retail_xsell.publish import published_path
+
+        published = Path(published) if published is not None else published_path()
+        database = published.resolve()
+        manifest = database.parent / "semantic_manifest.json"
+        if not manifest.is_file():
+            raise SemanticLayerError(
+                f"{published} is not a publication (no {manifest}); run `make publish`, or "
+                "use SemanticLayer.from_project() on a working database"
+            )
+        return cls(manifest, database)
+
     def __enter__(self) -> SemanticLayer:
         return self
 

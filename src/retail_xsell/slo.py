@@ -17,6 +17,7 @@ import datetime as dt
 import html
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,8 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 CATEGORIES = ("architecture", "quality", "governance")
 HISTORY_RUNS = 5
+#: dbt artifacts the gate keeps beside its report for publish.
+ARTIFACTS_KEPT = ("manifest.json", "semantic_manifest.json")
 FAILED_NODE_STATUSES = {"error", "fail", "runtime error", "skipped"}
 
 
@@ -87,6 +90,7 @@ class Inputs:
     manifest: dict[str, Any]
     sources: dict[str, Any] | None
     connection: duckdb.DuckDBPyConnection
+    slo_document: dict[str, Any] = field(default_factory=dict)
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -393,6 +397,54 @@ def _measure_public_gaps(slo: dict[str, Any], inputs: Inputs) -> Measurement:
     )
 
 
+def _measure_port_pii(slo: dict[str, Any], inputs: Inputs) -> Measurement:
+    from retail_xsell.pii_scan import value_findings
+    from retail_xsell.ports import output_port_models
+
+    semantic_manifest = _read_json(inputs.target_path / "semantic_manifest.json")
+    if semantic_manifest is None:
+        return Measurement(None, [f"no semantic_manifest.json in {inputs.target_path}"], "error")
+    ports = output_port_models(inputs.manifest, semantic_manifest)
+    # Its own connection: the scan keeps the raw values in temporary tables.
+    with duckdb.connect(":memory:") as con:
+        escaped = str(inputs.database).replace("'", "''")
+        con.execute(f"attach '{escaped}' as working (read_only)")
+        # Columns classified as personal data are pii_masked_outside_private's rule.
+        findings = value_findings(con, ports, "working", "working")
+    names = ", ".join(port.identifier for port in ports)
+    return Measurement(
+        len(findings),
+        [finding.message for finding in findings]
+        or [f"no raw personal value in the {len(ports)} output ports ({names})"],
+    )
+
+
+def _measure_contract_changes(slo: dict[str, Any], inputs: Inputs) -> Measurement:
+    from retail_xsell.contracts import breaking_change_measurement, build_contracts
+    from retail_xsell.publish import current_folder
+
+    semantic_manifest = _read_json(inputs.target_path / "semantic_manifest.json")
+    if semantic_manifest is None:
+        return Measurement(None, [f"no semantic_manifest.json in {inputs.target_path}"], "error")
+    if inputs.published is None:
+        return Measurement(None, ["no published path to compare with"], "no_baseline")
+    current = build_contracts(
+        inputs.manifest,
+        semantic_manifest,
+        inputs.slo_document,
+        published_database=inputs.published.absolute(),
+        parquet_dir=inputs.published.parent.absolute() / "current" / "parquet",
+        project_dir=inputs.project_dir,
+    )
+    folder = current_folder(inputs.published)
+    value, details, status = breaking_change_measurement(
+        current,
+        folder / "contracts" if folder else None,
+        inputs.project_dir / slo.get("accepted_changes", "contract_changes.yml"),
+    )
+    return Measurement(value, details or ["no breaking change to a public output port"], status)
+
+
 MEASUREMENTS: dict[str, Callable[[dict[str, Any], Inputs], Measurement]] = {
     "source_freshness": _measure_freshness,
     "raw_rows_passing_staging": _measure_passing_rows,
@@ -406,6 +458,8 @@ MEASUREMENTS: dict[str, Callable[[dict[str, Any], Inputs], Measurement]] = {
     "query_latency": _measure_query_latency,
     "unmasked_pii_columns": _measure_unmasked_pii,
     "public_model_gaps": _measure_public_gaps,
+    "output_port_pii": _measure_port_pii,
+    "contract_breaking_changes": _measure_contract_changes,
 }
 
 #: Measurements that run without the gate's own database connection open.
@@ -495,6 +549,7 @@ def evaluate(
             manifest,
             _read_json(target_path / "sources.json"),
             connection,
+            document,
         )
         for slo in document["slos"]:
             changes, notes = {}, []
@@ -702,7 +757,17 @@ def run_gate(
 ) -> dict[str, Any]:
     """Evaluate, record history, write the reports; return the report."""
     slo_file = slo_file or Path(os.environ.get("RETAIL_XSELL_SLO_FILE", project_dir / "slos.yml"))
+    # Keep the manifests the gate judged beside its report: publish projects exactly
+    # these, even if a later dbt command (source freshness, docs) rewrites target/.
+    artifacts = report_dir / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    for name in ARTIFACTS_KEPT:
+        if (target_path / name).is_file():
+            shutil.copyfile(target_path / name, artifacts / name)
+    if slo_file.is_file():
+        shutil.copyfile(slo_file, artifacts / "slos.yml")
     report = evaluate(slo_file, database, target_path, published, project_dir)
+    report["build"]["artifacts"] = str(artifacts.resolve())
     record_history(report_dir / "history.duckdb", report)
     write_report(report, report_dir, target_path)
     return report

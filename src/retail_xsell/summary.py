@@ -30,8 +30,7 @@ PURCHASES_SQL = """
         count(distinct customer_id) filter (where is_completed) as buying_customers,
         sum(net_revenue) as net_revenue,
         min(order_date) as first_order_date,
-        max(order_date) as last_order_date,
-        (select max(loaded_at) from main.stg_retail__purchase_lines) as last_loaded_at
+        max(order_date) as last_order_date
     from main.orders
 """
 
@@ -67,6 +66,15 @@ HOLDOUT_SQL = """
     where frequency_group = 'all'
 """
 
+LAST_LOAD_SQL = "select max(loaded_at) from main.stg_retail__purchase_lines"
+
+PUBLICATION_SQL = """
+    select publication_id, published_at, git_commit
+    from main.publications
+    order by published_at desc
+    limit 1
+"""
+
 OFFERS_SQL = """
     select category, count(*) as customers
     from main.cross_sell_opportunities
@@ -80,29 +88,28 @@ class NotBuiltError(RuntimeError):
     """The database or the staging models do not exist yet."""
 
 
-def render_summary(database: Path) -> str:
-    """Return the summary of the build in `database` as plain text."""
-    if not database.exists():
-        raise NotBuiltError(
-            f"no database at {database}: run `make run` first (it builds, gates and publishes;"
-            " `make summary` reads the published copy)"
-        )
-    with duckdb.connect(str(database), read_only=True) as con:
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    (found,) = con.execute(
+        "select count(*) from duckdb_tables() where database_name = current_database()"
+        " and schema_name = 'main' and table_name = ?",
+        [name],
+    ).fetchone()
+    return bool(found)
+
+
+def _steward_lines(working: Path) -> list[str]:
+    """Reconciliation and quarantine: the data stewards' material, which stays in the
+    working database (a publication never carries it)."""
+    with duckdb.connect(str(working), read_only=True) as con:
         try:
             reconciliation = con.sql(RECONCILIATION_SQL).fetchall()
             rejections = con.sql(REJECTIONS_SQL).fetchall()
-            (purchases,) = con.sql(PURCHASES_SQL).fetchall()
-            segments = con.sql(SEGMENTS_SQL).fetchall()
-            (value,) = con.sql(VALUE_SQL).fetchall()
-            (run,) = con.sql(RUN_SQL).fetchall()
-            (holdout,) = con.sql(HOLDOUT_SQL).fetchall()
-            offers = con.sql(OFFERS_SQL).fetchall()
+            (last_load,) = con.execute(LAST_LOAD_SQL).fetchone()
         except duckdb.CatalogException as exc:
             raise NotBuiltError(
-                f"{database} is missing models ({exc}); run `make run` first"
+                f"{working} has no staging models ({exc}); is it the working database?"
             ) from exc
-
-    lines = [f"Retail cross-sell data product: build summary ({database})", ""]
+    lines = [f"For data stewards (working database {working}):", ""]
     lines.append("Rows per raw table (raw = clean + rejected + duplicates):")
     header = f"  {'raw table':<14}{'raw':>9}{'clean':>9}{'rejected':>10}{'dup':>7}{'old':>7}  ok"
     lines.append(header)
@@ -117,12 +124,61 @@ def render_summary(database: Path) -> str:
         lines.append("  none")
     for table, reason, count in rejections:
         lines.append(f"  {table:<14}{reason:<28}{count:>7,}")
-    orders, customers, net_revenue, first_date, last_date, loaded_at = purchases
+    lines.append(f"Last purchase load: {last_load:%Y-%m-%d %H:%M} UTC.")
+    return lines
+
+
+def render_summary(database: Path, working: Path | None = None) -> str:
+    """Return the summary of the product in ``database`` as plain text.
+
+    ``database`` is what consumers read (the publication) or the working database. The
+    data stewards' part (reconciliation, quarantine) comes from ``working``, or from
+    ``database`` itself when it is the working database; a publication alone does not
+    carry it, and the summary says so.
+    """
+    for path in (database, working):
+        if path is not None and not path.exists():
+            raise NotBuiltError(
+                f"no database at {path}: run `make run` first (it builds, gates and publishes;"
+                " `make summary` reads the published copy)"
+            )
+    with duckdb.connect(str(database), read_only=True) as con:
+        try:
+            (purchases,) = con.sql(PURCHASES_SQL).fetchall()
+            segments = con.sql(SEGMENTS_SQL).fetchall()
+            (value,) = con.sql(VALUE_SQL).fetchall()
+            (run,) = con.sql(RUN_SQL).fetchall()
+            (holdout,) = con.sql(HOLDOUT_SQL).fetchall()
+            offers = con.sql(OFFERS_SQL).fetchall()
+        except duckdb.CatalogException as exc:
+            raise NotBuiltError(
+                f"{database} is missing models ({exc}); run `make run` first"
+            ) from exc
+        publication = (
+            con.execute(PUBLICATION_SQL).fetchone() if _has_table(con, "publications") else None
+        )
+        is_working = _has_table(con, "stg_retail__row_reconciliation")
+
+    lines = [f"Retail cross-sell data product: summary ({database})", ""]
+    if publication is not None:
+        publication_id, published_at, commit = publication
+        lines += [
+            f"Publication {publication_id[:8]}, published {published_at:%Y-%m-%d %H:%M} UTC "
+            f"from commit {commit}: the output ports only (public marts, time spine).",
+            "",
+        ]
+    if working is not None or is_working:
+        lines += _steward_lines(working or database)
+    else:
+        lines.append(
+            "Reconciliation and quarantine are for data stewards and stay in the working "
+            "database (retail-xsell summary --working FILE)."
+        )
+    orders, customers, net_revenue, first_date, last_date = purchases
     lines.append("")
     lines.append(
         f"Orders: {orders:,} completed orders from {customers:,} customers, "
-        f"{first_date:%Y-%m-%d} to {last_date:%Y-%m-%d}; net revenue {net_revenue:,.2f}; "
-        f"last load {loaded_at:%Y-%m-%d %H:%M} UTC."
+        f"{first_date:%Y-%m-%d} to {last_date:%Y-%m-%d}; net revenue {net_revenue:,.2f}."
     )
     lines.append(
         "Customers by RFM segment: "
