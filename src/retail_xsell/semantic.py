@@ -14,8 +14,24 @@ How it runs: MetricFlow reads the semantic manifest that ``dbt parse`` (or any d
 command) writes to ``target/semantic_manifest.json``, plans a query and renders DuckDB
 SQL; this module runs that SQL itself on a read-only DuckDB connection. That keeps the
 natural Python types (int counts, Decimal money, float ratios) that MetricFlow's own
-result table would coerce, needs no dbt adapter or profile loading (``mf`` runs a whole
-``dbt debug`` first), and can never write to the published database.
+result table would coerce, and needs no dbt adapter or profile loading (``mf`` runs a
+whole ``dbt debug`` first).
+
+The query path can only ever return a metric answer (GitHub issue 10):
+
+- Consumers filter with structured :class:`~retail_xsell.filters.Filter` objects
+  (dimension, operator, literal values), checked against the dimensions the queried
+  metrics reach and compiled here with quoted literals. MetricFlow pastes a where-filter
+  after ``WHERE`` as it is, so raw Jinja/SQL filters are only taken through the
+  keyword ``trusted_where=``, for code in this repository, never for consumer input.
+- The connection attaches the database read-only, then disables external access (no
+  files, COPY, ATTACH, extension installs) and locks its configuration
+  (:data:`LOCKDOWN_SETTINGS`).
+- Each query runs exactly one statement: the rendered SQL must parse to a single SELECT
+  whose tables are all relations of the semantic manifest, without table functions;
+  only that parsed statement is executed.
+- Database errors reach the caller as :class:`QueryExecutionError`, whose message never
+  quotes the database's own (which can contain values from the data).
 """
 
 from __future__ import annotations
@@ -32,7 +48,7 @@ from typing import Any
 import duckdb
 from metricflow.data_table.mf_table import MetricFlowDataTable
 from metricflow.engine.metricflow_engine import MetricFlowEngine, MetricFlowQueryRequest
-from metricflow.engine.models import Dimension
+from metricflow.engine.models import Dimension, DimensionType, Entity
 from metricflow.protocols.sql_client import SqlEngine
 from metricflow.sql.render.duckdb_renderer import DuckDbSqlPlanRenderer
 from metricflow.sql.render.sql_plan_renderer import SqlPlanRenderer
@@ -44,7 +60,18 @@ from metricflow_semantics.model.dbt_manifest_parser import (
     parse_manifest_from_dbt_generated_manifest,
 )
 from metricflow_semantics.model.semantic_manifest_lookup import SemanticManifestLookup
+from pydantic import ValidationError
 
+from retail_xsell.filters import (
+    Filter,
+    FilterTarget,
+    FilterValueError,
+    Operator,
+    ValueKind,
+    as_filters,
+    compile_filter,
+    value_kind,
+)
 from retail_xsell.warehouse import database_path as default_database_path
 
 #: Time grains a group-by may end in (``metric_time__month``); MetricFlow's standard ones.
@@ -54,6 +81,25 @@ TIME_GRAINS = frozenset(
 )
 
 TimeBound = dt.date | dt.datetime | str
+
+#: Structured filters as query() takes them: one Filter (or a mapping of its fields) or a
+#: sequence of them, all of which must hold.
+Filters = Filter | dict[str, Any] | Sequence[Filter | dict[str, Any]]
+
+#: DuckDB settings of the layer's connection, in order, once the database is attached:
+#: after these the connection cannot open a file, attach another database, COPY, load
+#: or install an extension, or change any setting (the lock comes last).
+LOCKDOWN_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("enable_external_access", "false"),
+    ("allow_community_extensions", "false"),
+    ("autoload_known_extensions", "false"),
+    ("autoinstall_known_extensions", "false"),
+    ("allow_persistent_secrets", "false"),
+    ("lock_configuration", "true"),
+)
+
+#: Table references a metric query's SQL may contain besides the manifest's relations.
+_ALLOWED_TABLE_REFS = frozenset({"BASE_TABLE", "JOIN", "SUBQUERY", "EMPTY", "EXPRESSION_LIST"})
 
 
 class SemanticLayerError(Exception):
@@ -65,7 +111,7 @@ class UnknownMetricError(SemanticLayerError):
 
 
 class UnknownDimensionError(SemanticLayerError):
-    """The query groups by a name no metric in the semantic layer can be grouped by."""
+    """The query groups or filters by a name no metric in the semantic layer has."""
 
 
 class UnreachableDimensionError(SemanticLayerError):
@@ -74,6 +120,29 @@ class UnreachableDimensionError(SemanticLayerError):
 
 class InvalidTimeRangeError(SemanticLayerError):
     """The start or end of the queried window is unreadable, reversed or off the calendar."""
+
+
+class InvalidFilterError(SemanticLayerError):
+    """A filter that is malformed (field, operator, number of values) or whose values do
+    not fit its dimension's type."""
+
+
+class RefusedQueryError(SemanticLayerError):
+    """The SQL rendered for a query is not one SELECT over the semantic layer's tables
+    (only a trusted where-filter can make it so); nothing was run."""
+
+
+class QueryExecutionError(SemanticLayerError):
+    """The database could not compute the answer.
+
+    The message says what kind of failure it was but never repeats the database's own
+    message, which can quote values from the data (a failed cast names the value).
+    ``sql`` is the statement that failed, for the operator's logs.
+    """
+
+    def __init__(self, message: str, sql: str) -> None:
+        super().__init__(message)
+        self.sql = sql
 
 
 @dataclass(frozen=True)
@@ -103,15 +172,15 @@ class MetricQueryResult:
 
 
 class _ReadOnlyDuckDbClient:
-    """The SqlClient MetricFlow's engine needs, over one read-only DuckDB connection.
+    """The SqlClient MetricFlow's engine needs, over the layer's locked-down connection.
 
     The engine only uses it for the dialect (renderer) and, in MetricFlow's own
     ``query()``, to run SQL; this module runs the SQL itself, so query() is here for
-    completeness of the protocol.
+    completeness of the protocol, and goes through the same single-SELECT check.
     """
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
-        self._connection = connection
+    def __init__(self, layer: SemanticLayer) -> None:
+        self._layer = layer
         self._renderer = DuckDbSqlPlanRenderer()
 
     @property
@@ -123,18 +192,17 @@ class _ReadOnlyDuckDbClient:
         return self._renderer
 
     def query(self, stmt: str, sql_bind_parameter_set: object = None) -> MetricFlowDataTable:
-        cursor = self._connection.execute(stmt)
-        columns = [description[0] for description in cursor.description]
-        return MetricFlowDataTable.create_from_rows(columns, cursor.fetchall())
+        columns, rows = self._layer._execute(stmt)
+        return MetricFlowDataTable.create_from_rows(list(columns), rows)
 
     def execute(self, stmt: str, sql_bind_parameter_set: object = None) -> None:
-        self._connection.execute(stmt)
+        raise RefusedQueryError("the semantic layer only reads; it runs no other statements")
 
     def dry_run(self, stmt: str, sql_bind_parameter_set: object = None) -> None:
-        self._connection.execute(f"explain {stmt}")
+        self._layer._checked_statement(stmt)
 
     def close(self) -> None:
-        self._connection.close()
+        self._layer.close()
 
     def render_bind_parameter_key(self, bind_parameter_key: str) -> str:
         raise NotImplementedError("bind parameters are not used with DuckDB here")
@@ -164,6 +232,114 @@ def _suggest(name: str, candidates: Iterable[str]) -> str:
     """' Did you mean ...?' for a misspelt name, or nothing when nothing is close."""
     close = difflib.get_close_matches(name, sorted(candidates), n=3, cutoff=0.6)
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _locked_down_connection(database: Path, catalog: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with ``database`` attached read-only as ``catalog``, locked.
+
+    The attach has to come first: with external access disabled DuckDB opens no file,
+    and the configuration lock keeps it that way (and every other setting as it is).
+    """
+    connection = duckdb.connect(":memory:")
+    try:
+        escaped_path = str(database).replace("'", "''")
+        escaped_catalog = catalog.replace('"', '""')
+        connection.execute(f"attach '{escaped_path}' as \"{escaped_catalog}\" (read_only)")
+        for name, value in LOCKDOWN_SETTINGS:
+            connection.execute(f"set {name} = {value}")
+        locked = connection.execute(
+            "select current_setting('enable_external_access'), "
+            "current_setting('lock_configuration')"
+        ).fetchone()
+        if locked != (False, True):  # pragma: no cover - a DuckDB that ignored the settings
+            raise SemanticLayerError("could not lock down the DuckDB connection; refusing to run")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _table_refs(node: object) -> Iterable[dict[str, Any]]:
+    """Every table reference in a json_serialize_sql tree (FROM items, joins, subqueries).
+
+    Table references are the objects with a ``type`` and a ``sample`` that are neither
+    expressions (those have ``class``) nor query nodes (those have ``modifiers``).
+    """
+    if isinstance(node, dict):
+        if "type" in node and "sample" in node and "class" not in node and "modifiers" not in node:
+            yield node
+        for value in node.values():
+            yield from _table_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _table_refs(value)
+
+
+def _cte_names(node: object) -> set[str]:
+    """The names of every common table expression defined anywhere in the tree."""
+    names: set[str] = set()
+    if isinstance(node, dict):
+        cte_map = node.get("cte_map")
+        if isinstance(cte_map, dict):
+            names |= {entry["key"].lower() for entry in cte_map.get("map", [])}
+        for value in node.values():
+            names |= _cte_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            names |= _cte_names(value)
+    return names
+
+
+_EXECUTION_FAILURES = {
+    "ConversionException": "a value could not be converted to the type it is compared with",
+    "OutOfRangeException": "a value is out of range for its type",
+    "OutOfMemoryException": "the database ran out of memory",
+    "InterruptException": "the query was interrupted",
+    "CatalogException": "a table or column the query needs is missing from the database",
+    "BinderException": "the query does not fit the tables' columns or types",
+    "PermissionException": "it needs an access the semantic layer does not grant",
+    "InvalidInputException": "the database refused an input value",
+}
+
+
+def _execution_message(error: duckdb.Error) -> str:
+    """What went wrong, in words that cannot contain a value from the data."""
+    kind = _EXECUTION_FAILURES.get(type(error).__name__, "the database reported an error")
+    return (
+        f"The query could not be computed: {kind} ({type(error).__name__}). The "
+        "database's message is withheld because it can quote values from the data."
+    )
+
+
+def _check_limit(limit: object) -> int | None:
+    """A row limit is a whole number of rows (MetricFlow writes it into the SQL)."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise SemanticLayerError(f"limit must be a whole number of rows, 0 or more; got {limit!r}")
+    return limit
+
+
+def _validation_message(error: ValidationError) -> str:
+    """A filter's pydantic errors as one line per bad field, e.g. ``values[0]: ...``."""
+    problems: list[str] = []
+    for issue in error.errors():
+        location = issue["loc"]
+        if location and location[0] == "values" and len(location) >= 2:
+            field = f"values[{location[1]}]"
+            if issue["type"] == "string_too_long":
+                message = issue["msg"]
+            else:
+                message = "must be a string, a number, true/false, a date or a datetime"
+        else:
+            field = ".".join(str(part) for part in location) or "filter"
+            message = issue["msg"].removeprefix("Value error, ")
+            if field == "operator":
+                message = "must be one of " + ", ".join(repr(op.value) for op in Operator)
+        line = f"{field}: {message}"
+        if line not in problems:
+            problems.append(line)
+    return "Invalid filter: " + "; ".join(problems)
 
 
 def _manifest_databases(manifest_path: Path) -> set[str]:
@@ -216,15 +392,31 @@ class SemanticLayer:
         # The manifest names relations "<catalog>"."main"."orders", where <catalog> is the
         # stem of the file dbt built into. Attaching the file under that name lets the same
         # manifest query a copy of the database kept anywhere, read-only.
-        self._connection = duckdb.connect(":memory:")
-        escaped_path = str(database).replace("'", "''")
-        escaped_catalog = catalog.replace('"', '""')
-        self._connection.execute(f"attach '{escaped_path}' as \"{escaped_catalog}\" (read_only)")
+        try:
+            self._connection = _locked_down_connection(database, catalog)
+        except duckdb.Error as error:
+            raise SemanticLayerError(
+                f"Could not open {database} read-only: {type(error).__name__}"
+            ) from None
         self._lock = threading.Lock()
         self._engine = MetricFlowEngine(
             semantic_manifest_lookup=SemanticManifestLookup(manifest),
-            sql_client=_ReadOnlyDuckDbClient(self._connection),
+            sql_client=_ReadOnlyDuckDbClient(self),
         )
+        # What the rendered SQL may read: the semantic models' tables and the time spine.
+        self._relations = {
+            model.name: model.node_relation.relation_name for model in manifest.semantic_models
+        }
+        self._allowed_tables = frozenset(
+            (relation.database or "").lower()
+            + "."
+            + relation.schema_name.lower()
+            + "."
+            + relation.alias.lower()
+            for relation in [model.node_relation for model in manifest.semantic_models]
+            + [spine.node_relation for spine in manifest.project_configuration.time_spines]
+        )
+        self._column_kinds: dict[tuple[str, str], ValueKind | None] = {}
         # MetricFlow turns measures that metrics use directly (the conversion metric's
         # inputs) into private helper metrics; like `mf list metrics`, leave them out.
         self._manifest = manifest
@@ -232,7 +424,10 @@ class SemanticLayer:
             metric.name for metric in manifest.metrics if not metric.type_params.is_private
         )
         self._saved_query_names = frozenset(query.name for query in manifest.saved_queries)
-        self._group_bys_by_metric: dict[str, frozenset[str]] = {}
+        self._saved_query_metrics = {
+            query.name: tuple(query.query_params.metrics) for query in manifest.saved_queries
+        }
+        self._items_by_metric: dict[str, dict[str, Dimension | Entity]] = {}
         (spine,) = manifest.project_configuration.time_spines
         self.calendar_start, self.calendar_end = self._connection.execute(
             f"select min({spine.primary_column.name}), max({spine.primary_column.name}) "
@@ -322,18 +517,28 @@ class SemanticLayer:
         self,
         metrics: Sequence[str],
         group_by: Sequence[str] = (),
-        where: str | Sequence[str] | None = None,
+        where: Filters | None = None,
         start: TimeBound | None = None,
         end: TimeBound | None = None,
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
+        *,
+        trusted_where: str | Sequence[str] | None = None,
     ) -> MetricQueryResult:
         """Compute ``metrics`` grouped by ``group_by``, like ``mf query``.
 
-        ``where`` takes MetricFlow filters, e.g. ``"{{ Dimension('customer__region') }} =
-        'Europe'"``. ``start`` and ``end`` bound metric_time, both days included; MetricFlow
-        widens them to whole periods of the queried grain (a month query from the 15th
-        starts on the 1st). ``order_by`` names columns, ``-`` in front for descending.
+        ``where`` takes structured filters, all of which must hold:
+        ``Filter(dimension="customer__region", operator="eq", value="Europe")`` (or the
+        same as a dict). Each filter's dimension must be reachable from every metric, as
+        a group-by must. ``start`` and ``end`` bound metric_time, both days included;
+        MetricFlow widens them to whole periods of the queried grain (a month query from
+        the 15th starts on the 1st). ``order_by`` names columns, ``-`` in front for
+        descending.
+
+        ``trusted_where`` takes raw MetricFlow filters (``"{{ Dimension('customer__region')
+        }} = 'Europe'"``) and is for code in this repository only: MetricFlow pastes them
+        into the SQL as they are. Never pass consumer input to it. Even so the SQL runs
+        as a single SELECT over the semantic layer's tables on the locked connection.
         """
         if isinstance(metrics, str):
             metrics = [metrics]
@@ -341,41 +546,129 @@ class SemanticLayer:
             raise SemanticLayerError("Name at least one metric to query.")
         self._check_metrics(metrics)
         self._check_group_bys(metrics, group_by)
+        constraints = self._where_constraints(metrics, where, trusted_where)
         start_time, end_time = self._check_time_range(start, end)
         request = MetricFlowQueryRequest.create(
             metric_names=list(metrics),
             group_by_names=list(group_by),
-            where_constraints=[where] if isinstance(where, str) else where,
+            where_constraints=constraints,
             time_constraint_start=start_time,
             time_constraint_end=end_time,
             order_by_names=list(order_by) if order_by else None,
-            limit=limit,
+            limit=_check_limit(limit),
         )
         return self._run(request)
 
     def query_saved(
         self,
         name: str,
-        where: str | Sequence[str] | None = None,
+        where: Filters | None = None,
         start: TimeBound | None = None,
         end: TimeBound | None = None,
         limit: int | None = None,
+        *,
+        trusted_where: str | Sequence[str] | None = None,
     ) -> MetricQueryResult:
-        """Run a saved query (e.g. ``executive_monthly_kpis``) as ``mf query --saved-query``."""
+        """Run a saved query (e.g. ``executive_monthly_kpis``) as ``mf query --saved-query``.
+
+        ``where`` narrows it with structured filters on dimensions all of the saved
+        query's metrics reach; ``trusted_where`` is for in-repo code only, as in
+        :meth:`query`.
+        """
         if name not in self._saved_query_names:
             raise SemanticLayerError(
                 f"Unknown saved query {name!r}.{_suggest(name, self._saved_query_names)} "
                 f"Saved queries: {', '.join(self.saved_queries) or 'none'}."
             )
+        constraints = self._where_constraints(self._saved_query_metrics[name], where, trusted_where)
         start_time, end_time = self._check_time_range(start, end)
         request = MetricFlowQueryRequest.create(
             saved_query_name=name,
-            where_constraints=[where] if isinstance(where, str) else where,
+            where_constraints=constraints,
             time_constraint_start=start_time,
             time_constraint_end=end_time,
-            limit=limit,
+            limit=_check_limit(limit),
         )
         return self._run(request)
+
+    def _where_constraints(
+        self,
+        metrics: Sequence[str],
+        where: Filters | None,
+        trusted_where: str | Sequence[str] | None,
+    ) -> list[str] | None:
+        """MetricFlow's where-filters: the compiled structured ones, then trusted text."""
+        try:
+            filters = as_filters(where)
+        except TypeError as error:
+            raise InvalidFilterError(
+                f"{error}. Raw filters are for in-repo code only (trusted_where=)."
+            ) from None
+        except ValidationError as error:
+            raise InvalidFilterError(_validation_message(error)) from None
+        constraints = []
+        for condition in filters:
+            target = self._filter_target(metrics, condition.dimension)
+            try:
+                constraints.append(compile_filter(condition, target))
+            except FilterValueError as error:
+                raise InvalidFilterError(str(error)) from None
+        if isinstance(trusted_where, str):
+            constraints.append(trusted_where)
+        elif trusted_where is not None:
+            constraints.extend(trusted_where)
+        return constraints or None
+
+    def _filter_target(self, metrics: Sequence[str], dimension: str) -> FilterTarget:
+        """The dimension a filter names, checked like a group-by, with its value kind."""
+        self._check_group_bys(metrics, [dimension], verb="filtered")
+        items = self._items_for(metrics[0])
+        name = dimension.strip().lower()
+        stem, _, grain = name.rpartition("__")
+        if name in items:
+            item, grain = items[name], ""
+        else:  # a time dimension with a grain: _check_group_bys found the stem
+            item = items[stem]
+        if isinstance(item, Entity):
+            reference = f"{{{{ Entity('{item.name}') }}}}"
+            kind = self._column_kind(
+                item.semantic_model_reference.semantic_model_name, item.expr or item.name
+            )
+        elif item.type is DimensionType.TIME:
+            dunder = item.granularity_free_dunder_name
+            reference = (
+                f"{{{{ TimeDimension('{dunder}', '{grain}') }}}}"
+                if grain
+                else f"{{{{ TimeDimension('{dunder}') }}}}"
+            )
+            kind = ValueKind.TIME
+        else:
+            reference = f"{{{{ Dimension('{item.granularity_free_dunder_name}') }}}}"
+            model = item.semantic_model_reference
+            kind = (
+                self._column_kind(model.semantic_model_name, item.expr or item.name)
+                if model is not None
+                else None
+            )
+        if grain and not (isinstance(item, Dimension) and item.type is DimensionType.TIME):
+            raise InvalidFilterError(f"{dimension!r} is not a time dimension; it takes no grain")
+        if kind is None:
+            raise InvalidFilterError(
+                f"{dimension!r} cannot be filtered: its values have no type a filter compares"
+            )
+        return FilterTarget(name=dimension, reference=reference, kind=kind)
+
+    def _column_kind(self, semantic_model: str, expr: str) -> ValueKind | None:
+        """What a dimension's values are, from the type DuckDB gives its expression."""
+        key = (semantic_model, expr)
+        if key not in self._column_kinds:
+            relation = self._relations[semantic_model]
+            with self._lock:
+                (row,) = self._connection.execute(
+                    f"describe select {expr} as value from {relation}"
+                ).fetchall()
+            self._column_kinds[key] = value_kind(row[1])
+        return self._column_kinds[key]
 
     def _run(self, request: MetricFlowQueryRequest) -> MetricQueryResult:
         with self._lock:
@@ -383,14 +676,66 @@ class SemanticLayer:
                 explained = self._engine.explain(mf_request=request)
             except MetricFlowException as error:
                 # Whatever our own checks did not anticipate (a grain finer than the
-                # dimension's, a malformed filter, an offset metric without metric_time):
-                # MetricFlow's message names the input and the problem.
+                # dimension's, a malformed trusted filter, an offset metric without
+                # metric_time): MetricFlow's message names the input and the problem.
                 raise SemanticLayerError(str(error).strip()) from error
             sql = explained.sql_statement.without_descriptions.sql
-            cursor = self._connection.execute(sql)
+            columns, rows = self._execute(sql)
+        return MetricQueryResult(columns=columns, rows=rows, sql=sql)
+
+    def _checked_statement(self, sql: str) -> duckdb.Statement:
+        """The one SELECT in ``sql``, if it reads nothing but the manifest's relations.
+
+        Refuses more than one statement (DuckDB's execute would run them all), anything
+        but a SELECT, table functions (read_csv, glob, query, duckdb_settings...) and any
+        table outside the semantic models and the time spine.
+        """
+        try:
+            statements = self._connection.extract_statements(sql)
+        except duckdb.Error as error:
+            raise RefusedQueryError(
+                f"The query's SQL does not parse ({type(error).__name__}); nothing was run."
+            ) from None
+        if len(statements) != 1 or statements[0].type is not duckdb.StatementType.SELECT:
+            kinds = ", ".join(statement.type.name for statement in statements) or "none"
+            raise RefusedQueryError(
+                f"A metric query runs exactly one SELECT; this SQL holds {len(statements)} "
+                f"statement(s) ({kinds}). Nothing was run."
+            )
+        (serialized,) = self._connection.execute("select json_serialize_sql(?)", [sql]).fetchone()
+        tree = json.loads(serialized)
+        if tree.get("error"):
+            raise RefusedQueryError("The query's SQL could not be analysed; nothing was run.")
+        ctes = _cte_names(tree)
+        for ref in _table_refs(tree):
+            kind = ref["type"]
+            if kind not in _ALLOWED_TABLE_REFS:
+                raise RefusedQueryError(
+                    f"A metric query reads only the semantic layer's tables; this SQL uses a "
+                    f"{kind.lower().replace('_', ' ')}. Nothing was run."
+                )
+            if kind != "BASE_TABLE":
+                continue
+            parts = (ref.get("catalog_name", ""), ref.get("schema_name", ""), ref["table_name"])
+            qualified = ".".join(part.lower() for part in parts)
+            unqualified_cte = not parts[0] and not parts[1] and parts[2].lower() in ctes
+            if qualified not in self._allowed_tables and not unqualified_cte:
+                raise RefusedQueryError(
+                    f"A metric query reads only the semantic layer's tables; this SQL reads "
+                    f"{'.'.join(p for p in parts if p)}. Nothing was run."
+                )
+        return statements[0]
+
+    def _execute(self, sql: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        """Run the single checked SELECT; errors come back without the database's text."""
+        statement = self._checked_statement(sql)
+        try:
+            cursor = self._connection.execute(statement)
             columns = tuple(description[0] for description in cursor.description)
             rows = cursor.fetchall()
-        return MetricQueryResult(columns=columns, rows=rows, sql=sql)
+        except duckdb.Error as error:
+            raise QueryExecutionError(_execution_message(error), sql) from None
+        return columns, rows
 
     def _check_metrics(self, metrics: Sequence[str]) -> None:
         for metric in metrics:
@@ -400,18 +745,28 @@ class SemanticLayer:
                     f"Metrics: {', '.join(self.metrics)}."
                 )
 
-    def _group_bys_for(self, metric: str) -> frozenset[str]:
-        if metric not in self._group_bys_by_metric:
+    def _items_for(self, metric: str) -> dict[str, Dimension | Entity]:
+        """What ``metric`` can be grouped or filtered by, by grain-free dunder name."""
+        if metric not in self._items_by_metric:
             with self._lock:
                 items = self._engine.list_group_bys(metric_names=[metric])
-            self._group_bys_by_metric[metric] = frozenset(
-                item.granularity_free_dunder_name if isinstance(item, Dimension) else item.name
-                for item in items
-            )
-        return self._group_bys_by_metric[metric]
+            by_name: dict[str, Dimension | Entity] = {}
+            for item in items:
+                name = (
+                    item.granularity_free_dunder_name if isinstance(item, Dimension) else item.name
+                )
+                by_name.setdefault(name, item)
+            self._items_by_metric[metric] = by_name
+        return self._items_by_metric[metric]
 
-    def _check_group_bys(self, metrics: Sequence[str], group_by: Sequence[str]) -> None:
-        """Name the group-by that no metric has, or the metric that cannot reach it."""
+    def _group_bys_for(self, metric: str) -> frozenset[str]:
+        return frozenset(self._items_for(metric))
+
+    def _check_group_bys(
+        self, metrics: Sequence[str], group_by: Sequence[str], verb: str = "grouped"
+    ) -> None:
+        """Name the group-by (or filter dimension) that no metric has, or the metric that
+        cannot reach it."""
         if isinstance(group_by, str):
             raise SemanticLayerError(
                 f"group_by must be a list of names, e.g. [{group_by!r}]; got a string"
@@ -425,14 +780,14 @@ class SemanticLayer:
             candidates = {name, stem} if suffix in TIME_GRAINS and stem else {name}
             if not candidates & everything:
                 raise UnknownDimensionError(
-                    f"Unknown dimension {item!r}: no metric can be grouped by it."
+                    f"Unknown dimension {item!r}: no metric can be {verb} by it."
                     f"{_suggest(name, everything)}"
                 )
             for metric in metrics:
                 if not candidates & self._group_bys_for(metric):
                     raise UnreachableDimensionError(
-                        f"Metric {metric!r} cannot be grouped by {item!r}: its data has no "
-                        f"link to that dimension. {metric!r} can be grouped by: "
+                        f"Metric {metric!r} cannot be {verb} by {item!r}: its data has no "
+                        f"link to that dimension. {metric!r} can be {verb} by: "
                         f"{', '.join(sorted(self._group_bys_for(metric)))}."
                     )
 
@@ -466,7 +821,7 @@ class SemanticLayer:
 def query_metrics(
     metrics: Sequence[str],
     group_by: Sequence[str] = (),
-    where: str | Sequence[str] | None = None,
+    where: Filters | None = None,
     start: TimeBound | None = None,
     end: TimeBound | None = None,
     order_by: Sequence[str] | None = None,
@@ -474,19 +829,29 @@ def query_metrics(
     project_dir: Path | None = None,
     target_path: Path | None = None,
     database: Path | None = None,
+    *,
+    trusted_where: str | Sequence[str] | None = None,
 ) -> MetricQueryResult:
     """One query, start to finish: open the project's semantic layer, ask, close.
 
     For more than one query keep a :class:`SemanticLayer` open instead; opening costs
-    more than a query.
+    more than a query. ``where`` and ``trusted_where`` as in :meth:`SemanticLayer.query`.
     """
     with SemanticLayer.from_project(project_dir, target_path, database) as layer:
-        return layer.query(metrics, group_by, where, start, end, order_by, limit)
+        return layer.query(
+            metrics, group_by, where, start, end, order_by, limit, trusted_where=trusted_where
+        )
 
 
 __all__ = [
+    "LOCKDOWN_SETTINGS",
+    "Filter",
+    "Filters",
+    "InvalidFilterError",
     "InvalidTimeRangeError",
     "MetricQueryResult",
+    "QueryExecutionError",
+    "RefusedQueryError",
     "SemanticLayer",
     "SemanticLayerError",
     "UnknownDimensionError",

@@ -21,6 +21,7 @@ import pytest
 
 from conftest import PROJECT_DIR
 from retail_xsell.semantic import (
+    Filter,
     InvalidTimeRangeError,
     MetricQueryResult,
     SemanticLayer,
@@ -223,7 +224,7 @@ def test_total_spend_filtered_and_time_bounded(layer, marts):
         "select l.order_date, sum(l.net_revenue) from order_lines as l "
         "join customers as c using (customer_id) where c.region = 'Europe' "
         "and l.order_date between date '2024-03-01' and date '2024-05-31' group by all",
-        where="{{ Dimension('customer__region') }} = 'Europe'",
+        where=Filter(dimension="customer__region", operator="eq", value="Europe"),
         start="2024-03-01",
         end=dt.date(2024, 5, 31),
     )
