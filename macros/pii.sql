@@ -1,20 +1,56 @@
 {#
     Pseudonymisation. Marts never carry raw personal data; they carry these forms.
-    The salt comes from the environment variable RETAIL_XSELL_PII_SALT. The default is
-    for development only and is public: set a secret salt in production, and treat
-    target/ (which holds compiled SQL) as confidential there.
+
+    Emails are pseudonymised with a keyed HMAC-SHA-256. The key never passes through
+    Jinja or SQL: the dbt-duckdb plugin retail_xsell.pseudonyms (profiles.yml, targets
+    dev and ci) reads it from the environment variable RETAIL_XSELL_PII_KEY and
+    registers the DuckDB function pii_hmac(varchar), so compiled SQL, manifests, logs
+    and the docs site show only the function's name. Unset, the key is the public
+    development key: fine for the committed sample, never for real data (the run warns,
+    and the gate blocks publication). See docs/security.md.
 #}
 
-{% macro pii_salt() -%}
-    {{ return(env_var('RETAIL_XSELL_PII_SALT', 'retail-xsell-development-salt')) }}
+{% macro hmac_sha256(expression) -%}
+    {#- Hex HMAC-SHA-256 (64 characters) of the value under the pseudonymisation key;
+        null stays null so missing data is not hashed. Call it only in models
+        materialised as tables: pii_hmac exists on build connections only. -#}
+    pii_hmac(cast({{ expression }} as varchar))
 {%- endmacro %}
 
 {% macro salted_sha256(expression) -%}
-    {#- Hex SHA-256 of salt || value; null stays null so missing data is not hashed. -#}
-    case
-        when {{ expression }} is not null
-            then sha256('{{ pii_salt() | replace("'", "''") }}' || {{ expression }})
-    end
+    {#- The earlier name, kept so existing call sites build: now the keyed HMAC. -#}
+    {{- hmac_sha256(expression) -}}
+{%- endmacro %}
+
+{% macro warn_if_development_pii_key() -%}
+    {#- on-run-start: building real (non-seed) input with the public development key
+        makes every pseudonym reversible, so say so loudly before any model runs. The
+        gate's pseudonym_key_not_development objective blocks the publication. -#}
+    {%- if not execute or raw_input_format() == 'seed' -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set registered = run_query(
+        "select count(*) from duckdb_functions() where function_name = 'pii_hmac'"
+    ) -%}
+    {%- if registered.rows[0][0] == 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "pii_hmac() is not registered: this target's profile needs "
+            ~ "`plugins: [{module: retail_xsell.pseudonyms}]` (profiles.yml)."
+        ) }}
+    {%- endif -%}
+    {%- set key = run_query("select pii_key_is_development(), pii_key_fingerprint()") -%}
+    {%- if key.rows[0][0] -%}
+        {{ exceptions.warn(
+            "PSEUDONYMS ARE REVERSIBLE: raw_input_format is '" ~ raw_input_format()
+            ~ "' but RETAIL_XSELL_PII_KEY is unset, so emails are pseudonymised with the "
+            ~ "public development key (fingerprint " ~ key.rows[0][1] ~ "). Set "
+            ~ "RETAIL_XSELL_PII_KEY to a secret of at least 32 bytes (openssl rand -hex 32) "
+            ~ "and build again; the gate will not publish this build."
+        ) }}
+    {%- else -%}
+        {{ log("Pseudonym key fingerprint " ~ key.rows[0][1], info=False) }}
+    {%- endif -%}
+    {{ return('') }}
 {%- endmacro %}
 
 {% macro mask_last_four(digits_expression) -%}
