@@ -61,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         if name == "gate":
             command.add_argument("--slo-file", help="SLO declarations (default: slos.yml)")
+            command.add_argument(
+                "--new-baseline",
+                metavar="REASON",
+                help="do not compare volume with the last publication this time (a new "
+                "data set at the same input path); the reason is recorded in the report",
+            )
     publications = commands.add_parser(
         "publications", help="list the kept publications, or roll consumers back to one"
     )
@@ -167,6 +173,7 @@ def _gate_or_publish(args: argparse.Namespace) -> int:
                 published,
                 report_dir,
                 Path(args.slo_file) if args.slo_file else None,
+                new_baseline=(args.new_baseline or "").strip() or None,
             )
         except GateSetupError as exc:
             print(f"gate error: {exc}", file=sys.stderr)

@@ -59,8 +59,8 @@ PUBLICATIONS_TABLE = "main.publications"
 DEFAULT_KEEP = 5
 LOCK_TIMEOUT_SECONDS = 60.0
 
-#: Columns of the publication record. output_ports was added with the projection;
-#: older publications lack it and it is null in their copied rows.
+#: Columns of the publication record. output_ports and build_vars were added with the
+#: projection; older publications lack them and they are null in their copied rows.
 RECORD_COLUMNS = (
     "publication_id",
     "published_at",
@@ -71,6 +71,7 @@ RECORD_COLUMNS = (
     "row_counts",
     "slo_results",
     "output_ports",
+    "build_vars",
 )
 
 CREATE_PUBLICATIONS = f"""
@@ -83,7 +84,8 @@ CREATE_PUBLICATIONS = f"""
         gate_run_id varchar not null,
         row_counts json not null,
         slo_results json not null,
-        output_ports json
+        output_ports json,
+        build_vars json
     )
 """
 
@@ -142,27 +144,48 @@ def last_publication(published: Path) -> dict[str, Any] | None:
     if not published.is_file():
         return None
     with duckdb.connect(str(published), read_only=True) as con:
+        columns = {
+            name
+            for (name,) in con.execute(
+                "select column_name from duckdb_columns() where database_name = current_database()"
+                " and schema_name = 'main' and table_name = 'publications'"
+            ).fetchall()
+        }
+        build_vars = "build_vars" if "build_vars" in columns else "null"
         row = con.execute(
-            "select publication_id, published_at, git_commit, row_counts, slo_results"
-            f" from {PUBLICATIONS_TABLE} order by published_at desc limit 1"
+            "select publication_id, published_at, git_commit, row_counts, slo_results,"
+            f" {build_vars} from {PUBLICATIONS_TABLE} order by published_at desc limit 1"
         ).fetchone()
     if row is None:
         return None
-    publication_id, published_at, commit, counts, slos = row
+    publication_id, published_at, commit, counts, slos, build_vars = row
     return {
         "publication_id": publication_id,
         "published_at": published_at.astimezone(dt.UTC),
         "git_commit": commit,
         "row_counts": json.loads(counts),
         "slo_results": json.loads(slos),
+        "build_vars": None if build_vars is None else json.loads(build_vars),
     }
 
 
 def describe_last_publication(published: Path) -> str:
-    """One sentence for messages: what consumers are reading now."""
+    """One sentence for messages: what consumers are reading now.
+
+    Read from the current publication's publication.json when there is one, so that
+    it works while someone holds a lock on the DuckDB file."""
+    folder = current_folder(published)
+    record_file = folder / "publication.json" if folder else None
     try:
-        previous = last_publication(published)
-    except duckdb.Error as exc:
+        if record_file is not None and record_file.is_file():
+            record = json.loads(record_file.read_text())
+            previous = {
+                **record,
+                "published_at": dt.datetime.fromisoformat(record["published_at"]),
+            }
+        else:
+            previous = last_publication(published)
+    except (duckdb.Error, OSError, ValueError, KeyError) as exc:
         return f"The published database {published} could not be read: {exc}"
     if previous is None:
         return f"Nothing has been published yet ({published} does not exist)."
@@ -296,6 +319,7 @@ def _write_projection(
     previous: Path,
     ports: list[PortModel],
     record: list[Any],
+    build_vars: dict[str, Any],
 ) -> dict[str, int]:
     """Create ``database`` holding only ``ports`` (types, not-null constraints and
     comments as in the working database) and the publication history plus ``record``."""
@@ -356,7 +380,7 @@ def _write_projection(
         con.execute(
             f"insert into {PUBLICATIONS_TABLE} ({', '.join(RECORD_COLUMNS)})"
             f" values ({', '.join('?' for _ in RECORD_COLUMNS)})",
-            [*record, json.dumps(rows)],
+            [*record, json.dumps(rows), json.dumps(build_vars)],
         )
         con.execute("checkpoint")
     return rows
@@ -501,7 +525,8 @@ def publish(
                     }
                 ),
             ]
-            rows = _write_projection(database, working, published, ports, record)
+            build_vars = report["build"].get("vars") or {}
+            rows = _write_projection(database, working, published, ports, record, build_vars)
             _audit_projection(database, working, ports)
             parquet_rows = _export_parquet(database, ports, staging / "parquet")
             shutil.copyfile(
@@ -526,6 +551,7 @@ def publish(
                         "build_invocation_id": report["build"]["invocation_id"],
                         "gate_run_id": report["run_id"],
                         "database": published.name,
+                        "build_vars": build_vars,
                         "output_ports": rows,
                         "parquet_ports": parquet_rows,
                     },

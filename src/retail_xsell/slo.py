@@ -1,13 +1,16 @@
 """The quality gate: evaluate the objectives declared in slos.yml after a build.
 
 Every value is measured from something real: dbt's artifacts (run_results.json for
-node statuses and build time, sources.json for freshness, manifest.json for keys and
-governance metadata), SQL on the built (working) database, and the row counts recorded
-with the last publication. Nothing is inferred from whether dbt exited cleanly, so a
-gate run on a build that failed half-way reports what is missing instead of passing.
+node statuses and build time, manifest.json for keys and governance metadata), SQL on
+the built (working) database, and what the last publication recorded. The gate first
+proves that the artifacts belong to the database (its build record,
+macros/build_runs.sql), so a killed build is never judged with an older build's
+results. Nothing is inferred from whether dbt exited cleanly, so a gate run on a build
+that failed half-way reports what is missing instead of passing.
 
 A result is ``pass``, ``breach``, ``error`` (could not be measured: counts as a breach)
-or ``no_baseline`` (volume on the very first build). The gate fails when a blocking
+or ``no_baseline`` (nothing to compare with: the first publication, a new input, or a
+declared new baseline). The gate fails when a blocking
 objective is breached or in error; non-blocking breaches are warnings.
 """
 
@@ -91,6 +94,8 @@ class Inputs:
     sources: dict[str, Any] | None
     connection: duckdb.DuckDBPyConnection
     slo_document: dict[str, Any] = field(default_factory=dict)
+    build_vars: dict[str, Any] = field(default_factory=dict)
+    new_baseline: str | None = None  # why volume is not compared this time
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -150,30 +155,41 @@ def _relation(node: dict[str, Any]) -> str:
 
 
 def _measure_freshness(slo: dict[str, Any], inputs: Inputs) -> Measurement:
-    if inputs.sources is None:
-        return Measurement(
-            None, [f"no sources.json in {inputs.target_path}: run `dbt source freshness`"], "error"
-        )
-    wanted = f"source.{inputs.manifest['metadata'].get('project_name', 'retail_xsell')}."
-    wanted += slo["source"]
-    result = next((r for r in inputs.sources["results"] if r["unique_id"] == wanted), None)
-    if result is None or result.get("max_loaded_at") is None:
-        status = result["status"] if result else "missing"
-        return Measurement(None, [f"{wanted} has no freshness result (status {status})"], "error")
-    loaded_at = dt.datetime.fromisoformat(result["max_loaded_at"])
+    """Hours from the newest purchase load that passed staging to the build's start.
+
+    Measured on the built data itself, not on a separate `dbt source freshness` run, so
+    it always describes the input this database was built from, whatever --vars the
+    build had. A load up to `clock_tolerance_hours` after the build started is clock
+    skew and counts as age 0; a later one is an error (staging quarantines such rows, so
+    it can only mean the clocks or the data are wrong).
+    """
+    tolerance = float(slo.get("clock_tolerance_hours", 1.0))
+    (loaded_at,) = inputs.connection.execute(
+        "select max(loaded_at) from main.stg_retail__purchase_lines"
+    ).fetchone()
+    if loaded_at is None:
+        return Measurement(None, ["no purchase line passed staging: nothing to date"], "error")
+    if loaded_at.tzinfo is None:
+        loaded_at = loaded_at.replace(tzinfo=dt.UTC)
     started = dt.datetime.fromisoformat(
         inputs.run_results["metadata"]["invocation_started_at"].replace("Z", "+00:00")
     )
-    if loaded_at.tzinfo is None:
-        loaded_at = loaded_at.replace(tzinfo=dt.UTC)
     age_hours = (started - loaded_at).total_seconds() / 3600
-    return Measurement(
-        age_hours,
-        [
-            f"newest loaded_at {loaded_at:%Y-%m-%d %H:%M} UTC, build started "
-            f"{started:%Y-%m-%d %H:%M} UTC; dbt's own status: {result['status']}"
-        ],
-    )
+    details = [
+        f"newest loaded_at {loaded_at:%Y-%m-%d %H:%M} UTC, build started "
+        f"{started:%Y-%m-%d %H:%M} UTC"
+    ]
+    if age_hours < -tolerance:
+        details.insert(
+            0,
+            f"the newest load is {-age_hours:,.1f} hours after the build started (more than "
+            f"the {tolerance:g} h clock tolerance): the clocks or the data are wrong",
+        )
+        return Measurement(age_hours, details, "error")
+    if age_hours < 0:
+        details.append(f"{-age_hours:.2f} h ahead of the build, within the clock tolerance")
+        age_hours = 0.0
+    return Measurement(age_hours, details)
 
 
 def _measure_passing_rows(slo: dict[str, Any], inputs: Inputs) -> Measurement:
@@ -281,6 +297,25 @@ def _measure_volume(slo: dict[str, Any], inputs: Inputs) -> Measurement:
     previous = last_publication(inputs.published) if inputs.published else None
     if previous is None:
         return Measurement(None, ["no previous publication to compare with"], "no_baseline")
+    if inputs.new_baseline:
+        return Measurement(
+            None,
+            [
+                f"new baseline declared ({inputs.new_baseline}): not compared with "
+                f"publication {previous['publication_id'][:8]}; the next build is"
+            ],
+            "no_baseline",
+        )
+    before_input, now_input = _input_of(previous.get("build_vars")), _input_of(inputs.build_vars)
+    if previous.get("build_vars") is not None and before_input != now_input:
+        return Measurement(
+            None,
+            [
+                f"the input changed ({before_input} -> {now_input}) since publication "
+                f"{previous['publication_id'][:8]}: a new data set is its own baseline"
+            ],
+            "no_baseline",
+        )
     current = row_counts(inputs.connection, inputs.manifest)
     low, high = slo["target"].get("min", -1.0), slo["target"].get("max", float("inf"))
     worst_table, worst_change, worst_excess = None, 0.0, float("-inf")
@@ -301,6 +336,17 @@ def _measure_volume(slo: dict[str, Any], inputs: Inputs) -> Measurement:
         f"{previous['published_at']:%Y-%m-%d %H:%M} UTC; furthest: {worst_table}"
     )
     return Measurement(worst_change, details)
+
+
+def _input_of(build_vars: dict[str, Any] | None) -> str:
+    """Which kind of input a build read: the committed sample or the user's own files.
+
+    Only a switch between the two resets the volume baseline by itself. A new folder of
+    the same kind (tomorrow's export) is compared as usual, so that a daily export
+    missing half its rows is still caught; a deliberate new data set says so with
+    --new-baseline."""
+    values = {"raw_input_format": "seed", **(build_vars or {})}
+    return "the committed sample" if values["raw_input_format"] == "seed" else "own files"
 
 
 def _measure_unreconciled(slo: dict[str, Any], inputs: Inputs) -> Measurement:
@@ -445,6 +491,12 @@ def _measure_contract_changes(slo: dict[str, Any], inputs: Inputs) -> Measuremen
     return Measurement(value, details or ["no breaking change to a public output port"], status)
 
 
+def _measure_pseudonym_key(slo: dict[str, Any], inputs: Inputs) -> Measurement:
+    from retail_xsell.pseudonyms import measure_development_key
+
+    return measure_development_key(slo, inputs)
+
+
 MEASUREMENTS: dict[str, Callable[[dict[str, Any], Inputs], Measurement]] = {
     "source_freshness": _measure_freshness,
     "raw_rows_passing_staging": _measure_passing_rows,
@@ -460,6 +512,7 @@ MEASUREMENTS: dict[str, Callable[[dict[str, Any], Inputs], Measurement]] = {
     "public_model_gaps": _measure_public_gaps,
     "output_port_pii": _measure_port_pii,
     "contract_breaking_changes": _measure_contract_changes,
+    "development_pseudonym_key": _measure_pseudonym_key,
 }
 
 #: Measurements that run without the gate's own database connection open.
@@ -520,14 +573,61 @@ def database_fingerprint(database: Path) -> dict[str, int]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def check_build_record(
+    connection: duckdb.DuckDBPyConnection,
+    run_results: dict[str, Any],
+    database: Path,
+    target_path: Path,
+) -> None:
+    """Refuse to judge a database with artifacts that are not its own.
+
+    Every dbt command that writes the working database records its invocation in
+    main_audit.build_runs before any model runs, and marks it finished at the end
+    (macros/build_runs.sql). The newest record must be the invocation that wrote
+    run_results.json, and finished: otherwise the data are from a build that was
+    killed, or from a later command than the artifacts.
+    """
+    judged = run_results["metadata"]["invocation_id"]
+    try:
+        row = connection.execute(
+            "select invocation_id, command, started_at, status from main_audit.build_runs"
+            " order by started_at desc limit 1"
+        ).fetchone()
+    except duckdb.CatalogException:
+        row = None
+    if row is None:
+        raise GateSetupError(
+            f"{database} has no build record (main_audit.build_runs): it was not written by "
+            "a dbt build of this project version. Run `dbt build`."
+        )
+    invocation, command, started, status = row
+    if status == "running":
+        raise GateSetupError(
+            f"the build that wrote {database} (dbt invocation {invocation[:8]}, started "
+            f"{started:%Y-%m-%d %H:%M:%S} UTC) did not finish: it was killed or crashed. "
+            "Rebuild with `dbt build`."
+        )
+    if invocation != judged:
+        raise GateSetupError(
+            f"{database} was last written by dbt invocation {invocation[:8]} (`dbt {command}`, "
+            f"started {started:%Y-%m-%d %H:%M:%S} UTC, {status}), but "
+            f"{target_path / 'run_results.json'} is from invocation {judged[:8]}: the "
+            "artifacts do not belong to this database. Rebuild with `dbt build`."
+        )
+
+
 def evaluate(
     slo_file: Path,
     database: Path,
     target_path: Path,
     published: Path | None,
     project_dir: Path = PROJECT_DIR,
+    new_baseline: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every SLO and return the report as a JSON-ready dict."""
+    """Evaluate every SLO and return the report as a JSON-ready dict.
+
+    ``new_baseline`` (a reason) stops volume from being compared with the last
+    publication, for a deliberate switch of data set that keeps the same input path."""
     document = load_slos(slo_file)
     if not database.is_file():
         raise GateSetupError(f"no database at {database}: run `dbt build` first")
@@ -536,10 +636,16 @@ def evaluate(
     if run_results is None or manifest is None:
         raise GateSetupError(f"no run_results.json/manifest.json in {target_path}: run dbt build")
     overrides = active_overrides(document, _build_vars(run_results))
+    if database.with_name(database.name + ".wal").exists():
+        raise GateSetupError(
+            f"{database} has a write-ahead log: a dbt command is still writing it, or one "
+            "was killed. Wait for it, or rebuild; the gate judges finished builds only."
+        )
     fingerprint = database_fingerprint(database)
     results = []
     connection = duckdb.connect(str(database), read_only=True)
     try:
+        check_build_record(connection, run_results, database, target_path)
         inputs = Inputs(
             project_dir,
             database,
@@ -550,6 +656,8 @@ def evaluate(
             _read_json(target_path / "sources.json"),
             connection,
             document,
+            _build_vars(run_results),
+            new_baseline,
         )
         for slo in document["slos"]:
             changes, notes = {}, []
@@ -599,6 +707,7 @@ def evaluate(
         "blocking_breaches": [r.name for r in blocking],
         "warnings": [r.name for r in results if not r.blocking and r.status in ("breach", "error")],
         "overrides": [o["name"] for o in overrides],
+        "new_baseline": new_baseline,
         "database": {"path": str(database.resolve()), **fingerprint},
         "build": {
             "invocation_id": run_results["metadata"]["invocation_id"],
@@ -754,6 +863,7 @@ def run_gate(
     report_dir: Path,
     slo_file: Path | None = None,
     project_dir: Path = PROJECT_DIR,
+    new_baseline: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate, record history, write the reports; return the report."""
     slo_file = slo_file or Path(os.environ.get("RETAIL_XSELL_SLO_FILE", project_dir / "slos.yml"))
@@ -766,7 +876,7 @@ def run_gate(
             shutil.copyfile(target_path / name, artifacts / name)
     if slo_file.is_file():
         shutil.copyfile(slo_file, artifacts / "slos.yml")
-    report = evaluate(slo_file, database, target_path, published, project_dir)
+    report = evaluate(slo_file, database, target_path, published, project_dir, new_baseline)
     report["build"]["artifacts"] = str(artifacts.resolve())
     record_history(report_dir / "history.duckdb", report)
     write_report(report, report_dir, target_path)

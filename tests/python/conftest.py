@@ -31,14 +31,15 @@ class DbtResult:
         return json.loads((self.target_path / "run_results.json").read_text())
 
 
-def run_dbt(
+def dbt_command(
     args: list[str],
     workdir: Path,
     dbt_vars: dict | None = None,
     project_dir: Path = PROJECT_DIR,
     env: dict | None = None,
-) -> DbtResult:
-    """Run `dbt <args>` on `project_dir` with a database and target folder in `workdir`."""
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `dbt <args>` with its database
+    (`workdir/test.duckdb`) and target folder in `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     database = workdir / "test.duckdb"
     target_path = workdir / "target"
@@ -64,6 +65,18 @@ def run_dbt(
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         **(env or {}),
     }
+    return command, full_env
+
+
+def run_dbt(
+    args: list[str],
+    workdir: Path,
+    dbt_vars: dict | None = None,
+    project_dir: Path = PROJECT_DIR,
+    env: dict | None = None,
+) -> DbtResult:
+    """Run `dbt <args>` on `project_dir` with a database and target folder in `workdir`."""
+    command, full_env = dbt_command(args, workdir, dbt_vars, project_dir, env)
     completed = subprocess.run(
         command,
         cwd=project_dir,
@@ -74,7 +87,10 @@ def run_dbt(
         check=False,
     )
     return DbtResult(
-        completed.returncode, completed.stdout + completed.stderr, database, target_path
+        completed.returncode,
+        completed.stdout + completed.stderr,
+        workdir / "test.duckdb",
+        workdir / "target",
     )
 
 

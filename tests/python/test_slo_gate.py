@@ -97,13 +97,6 @@ def _raw_variant(generated: Path, out: Path, age: dt.timedelta, extra_sql: str =
 def _build(build: Build) -> None:
     result = run_dbt(["build"], build.workdir, build.vars)
     assert result.returncode == 0, result.output[-3000:]
-    _freshness(build)
-
-
-def _freshness(build: Build) -> None:
-    # Exit code 1 on a stale source is expected; the gate judges sources.json.
-    result = run_dbt(["source", "freshness"], build.workdir, build.vars)
-    assert (build.target / "sources.json").is_file(), result.output[-3000:]
 
 
 def _gate(build: Build, published: Path) -> dict[str, Any]:
@@ -150,14 +143,19 @@ def _work_copy(baseline: Baseline, tmp_path: Path) -> Build:
 
 
 def _assert_blocked(
-    report: dict[str, Any], expected: str, build: Build, published: Path, baseline: Baseline
+    report: dict[str, Any],
+    expected: str,
+    build: Build,
+    published: Path,
+    baseline: Baseline,
+    status: str = "breach",
 ) -> None:
     """The right SLO (and only it) blocks, publishing is refused, the last publication is
     untouched and still answers queries."""
     assert not report["passed"]
     assert report["blocking_breaches"] == [expected], report["blocking_breaches"]
     slo = next(s for s in report["slos"] if s["name"] == expected)
-    assert slo["status"] == "breach" and slo["measured"] is not None
+    assert slo["status"] == status and slo["measured"] is not None
     before = _sha(published)
     with pytest.raises(PublishRefusedError, match=expected):
         publish(build.database, published, report)
@@ -182,7 +180,7 @@ def test_baseline_passes_and_records_its_publication(baseline):
         (orders,) = con.execute("select count(*) from main.orders").fetchone()
         (published_stored,) = con.execute(stored_failures).fetchone()
     with duckdb.connect(str(baseline.build.database), read_only=True) as con:
-        (stored,) = con.execute(stored_failures).fetchone()
+        (stored,) = con.execute(stored_failures + " and table_name <> 'build_runs'").fetchone()
     assert orders == record["row_counts"]["orders"] > 0
     run_results = json.loads((baseline.build.target / "run_results.json").read_text())
     tests = [r for r in run_results["results"] if r["unique_id"].startswith("test.")]
@@ -192,18 +190,50 @@ def test_baseline_passes_and_records_its_publication(baseline):
     assert published_stored == 0
 
 
+def _started(build: Build, started: dt.datetime) -> None:
+    """Say the build started at `started`: the same data, judged at another time."""
+    path = build.target / "run_results.json"
+    results = json.loads(path.read_text())
+    results["metadata"]["invocation_started_at"] = started.isoformat().replace("+00:00", "Z")
+    path.write_text(json.dumps(results))
+
+
+def _newest_load(build: Build) -> dt.datetime:
+    with duckdb.connect(str(build.database), read_only=True) as con:
+        (loaded_at,) = con.execute(
+            "select max(loaded_at) from stg_retail__purchase_lines"
+        ).fetchone()
+    return loaded_at.replace(tzinfo=dt.UTC)
+
+
 def test_stale_load_breaches_freshness(baseline, tmp_path):
-    """Freshness reads only the source, so only `dbt source freshness` is re-run, on the
-    same data loaded five days earlier."""
+    """Freshness is measured on the built data against the build's start: the same
+    data built five days after its last load is five days stale."""
     published = _published_copy(baseline, tmp_path)
-    stale = _raw_variant(baseline.generated, tmp_path / "raw", dt.timedelta(days=5))
     build = _work_copy(baseline, tmp_path)
-    build.raw = stale
-    _freshness(build)
+    _started(build, _newest_load(build) + dt.timedelta(days=5))
     report = _gate(build, published)
     _assert_blocked(report, "purchase_freshness", build, published, baseline)
     slo = next(s for s in report["slos"] if s["name"] == "purchase_freshness")
-    assert 119 < slo["measured"] < 122
+    assert slo["measured"] == pytest.approx(120, abs=0.01)
+
+
+def test_a_load_after_the_build_started_is_a_freshness_error_not_fresh(baseline, tmp_path):
+    """A clock (or a loaded_at) far ahead must never make stale data look fresh: beyond
+    the clock tolerance the age is an error; within it, zero."""
+    published = _published_copy(baseline, tmp_path)
+    build = _work_copy(baseline, tmp_path)
+    _started(build, _newest_load(build) - dt.timedelta(hours=5))
+    report = _gate(build, published)
+    _assert_blocked(report, "purchase_freshness", build, published, baseline, status="error")
+    slo = next(s for s in report["slos"] if s["name"] == "purchase_freshness")
+    assert slo["status"] == "error" and slo["measured"] == pytest.approx(-5, abs=0.01)
+    assert "after the build started" in slo["details"][0]
+
+    _started(build, _newest_load(build) - dt.timedelta(minutes=30))
+    report = _gate(build, published)
+    slo = next(s for s in report["slos"] if s["name"] == "purchase_freshness")
+    assert (slo["status"], slo["measured"]) == ("pass", 0.0)
 
 
 def test_burst_of_invalid_rows_breaches_completeness(baseline, tmp_path):
@@ -364,7 +394,6 @@ def test_gate_on_the_sample_reports_stale_freshness_as_a_warning(sample_db, tmp_
     work = tmp_path / "work"
     shutil.copytree(sample_db.parent, work, ignore=shutil.ignore_patterns("*.wal"))
     build = Build(work, Path("unused"))
-    run_dbt(["source", "freshness"], work)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR / "src")}
     completed = subprocess.run(
         [
