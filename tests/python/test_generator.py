@@ -491,3 +491,26 @@ def test_latent_parameters_follow_the_stated_distributions(sample: Sample) -> No
         draws = np.asarray(customers[name], dtype=float)
         standard_error = (variance / draws.size) ** 0.5
         assert abs(draws.mean() - mean) < 4 * standard_error, name
+
+
+def test_scale_mode_window_end_moves_the_three_years_of_trade(tmp_path: Path) -> None:
+    """--window-end shifts the simulated window (same length), so generated data can
+    be as fresh as a real export; orders never fall after the last day."""
+    out = tmp_path / "data"
+    args = ["scale", "--purchase-lines", "3000", "--out", str(out), "--quiet"]
+    assert main([*args, "--window-end", "2026-06-30"]) == 0
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["config"]["window_start"] == "2023-07-01 00:00:00"
+    assert truth["config"]["window_end"] == "2026-06-30 23:59:59"
+    orders = [
+        value
+        for part in sorted((out / "purchase").glob("part-*.parquet"))
+        for value in pq.read_table(part).column("order_at").to_pylist()
+        if value and len(value) == 19 and value[:4].isdigit()
+    ]
+    # Flawed rows carry unparseable or shifted timestamps; the typical ones lie inside.
+    inside = [o for o in orders if "2023-07-01" <= o[:10] <= "2026-06-30"]
+    assert len(inside) > 0.95 * len(orders)
+    assert max(inside)[:7] == "2026-06"
+    proc = run_cli("scale", "--window-end", "30/06/2026", "--purchase-lines", "10")
+    assert proc.returncode != 0 and "not a date (YYYY-MM-DD): '30/06/2026'" in proc.stderr

@@ -7,6 +7,7 @@ Argument problems are reported as one ``error: ...`` line on stderr with exit co
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 import time
@@ -157,8 +158,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=GeneratorConfig.chunk_customers,
         help="customers per chunk; one purchase file per chunk (default %(default)s)",
     )
+    scale.add_argument(
+        "--window-end",
+        type=_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="last day of the simulated three years of trade (default 2025-12-31); e.g. "
+        "three days ago, for data that the freshness objective sees as current",
+    )
     scale.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _window(end: dt.date | None) -> dict[str, str]:
+    """The simulated window ending on `end`, as long as the default one (three years)."""
+    if end is None:
+        return {}
+    start = end.replace(year=end.year - 3) + dt.timedelta(days=1)
+    return {
+        "window_start": f"{start:%Y-%m-%d} 00:00:00",
+        "window_end": f"{end:%Y-%m-%d} 23:59:59",
+    }
 
 
 def _check_out(path: Path, *, create_parents: bool) -> Path:
@@ -178,7 +205,7 @@ def _check_out(path: Path, *, create_parents: bool) -> Path:
     return path
 
 
-def _config(args: argparse.Namespace, n_customers: int, **extra: int) -> GeneratorConfig:
+def _config(args: argparse.Namespace, n_customers: int, **extra: int | str) -> GeneratorConfig:
     try:
         cfg = GeneratorConfig(seed=args.seed, n_customers=n_customers, n_products=args.products)
         cfg = replace(cfg, **extra) if extra else cfg
@@ -203,7 +230,7 @@ def run_sample(args: argparse.Namespace) -> None:
 def run_scale(args: argparse.Namespace) -> None:
     default = _repo_root() / "data" / "generated" / str(args.purchase_lines)
     out = _check_out(args.out or default, create_parents=args.out is None)
-    base = _config(args, 1, chunk_customers=args.chunk_customers)
+    base = _config(args, 1, chunk_customers=args.chunk_customers, **_window(args.window_end))
     if args.products < 40:
         raise UsageError("--products must be at least 40 (one per subcategory)")
     per_customer = estimate_lines_per_customer(base)
