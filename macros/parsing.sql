@@ -15,24 +15,94 @@
     lower(regexp_replace({{ clean_text(column_name) }}, '\s+', ' ', 'g'))
 {%- endmacro %}
 
+{#
+    Strict parsing: a value is cast only when its text has the documented form
+    (docs/input_contract.md). DuckDB's cast alone accepts far more (1.7 -> 2, 1_0 -> 10,
+    0x2e9c -> 11932, 1e6, 'epoch', 'infinity', 26.499 -> 26.50, an offset dropped), and
+    each of those would turn a wrong value into a plausible one.
+#}
+
 {% macro to_integer(column_name) -%}
-    {{ dbt.safe_cast(clean_text(column_name), api.Column.translate_type('bigint')) }}
+    {#- An optional minus sign and decimal digits, nothing else; null on overflow. -#}
+    case
+        when regexp_full_match({{ clean_text(column_name) }}, '-?[0-9]+')
+            then {{ dbt.safe_cast(clean_text(column_name), api.Column.translate_type('bigint')) }}
+    end
 {%- endmacro %}
 
-{% macro to_money(column_name) -%}
-    {{ dbt.safe_cast(clean_text(column_name), 'decimal(18, 2)') }}
+{% macro is_decimal_text(column_name, scale=none) -%}
+    {#- True when the text is a decimal with a point (-12, 12.5, 12.50); with a scale,
+        only when no more than `scale` decimals are significant (12.500 is 2-decimal,
+        12.499 is not), so a value never changes by being stored. -#}
+    {%- if scale is none -%}
+        {%- set pattern = '-?[0-9]+([.][0-9]+)?' -%}
+    {%- elif scale | int == 0 -%}
+        {%- set pattern = '-?[0-9]+([.]0+)?' -%}
+    {%- else -%}
+        {%- set pattern = '-?[0-9]+([.][0-9]{1,' ~ (scale | int) ~ '}0*)?' -%}
+    {%- endif -%}
+    coalesce(regexp_full_match({{ clean_text(column_name) }}, '{{ pattern }}'), false)
+{%- endmacro %}
+
+{% macro to_decimal(column_name, precision, scale) -%}
+    {#- decimal(precision, scale) when the text is a decimal with at most `scale`
+        significant decimals; null otherwise (never rounded) and on overflow. -#}
+    case
+        when {{ is_decimal_text(column_name, scale) }}
+            then {{ dbt.safe_cast(
+                clean_text(column_name),
+                'decimal(' ~ precision ~ ', ' ~ scale ~ ')'
+            ) }}
+    end
+{%- endmacro %}
+
+{% macro to_money(column_name, scale=2) -%}
+    {{ to_decimal(column_name, 18, scale) }}
 {%- endmacro %}
 
 {% macro to_fraction(column_name) -%}
-    {{ dbt.safe_cast(clean_text(column_name), 'decimal(9, 4)') }}
+    {{ to_decimal(column_name, 9, 4) }}
 {%- endmacro %}
 
 {% macro to_timestamp(column_name) -%}
-    {{ dbt.safe_cast(clean_text(column_name), api.Column.translate_type('timestamp')) }}
+    {#- `YYYY-MM-DD HH:MM:SS` (or a `T` between date and time), optional fraction of a
+        second (up to microseconds), optional UTC offset (`Z`, `+HH`, `+HH:MM`,
+        `+HHMM`) that is converted to UTC. Plain arithmetic on the offset, so the result
+        never depends on the session's time zone. -#}
+    {%- set text = clean_text(column_name) -%}
+    {%- set pattern = '[0-9]{4}-[0-9]{2}-[0-9]{2}[ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]'
+        ~ '([.][0-9]{1,6})?(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?' -%}
+    {%- set offset = '([0-9]{2})(:?([0-9]{2}))?' -%}
+    case
+        when regexp_full_match({{ text }}, '{{ pattern }}')
+            then {{ dbt.safe_cast(
+                "replace(left(" ~ text ~ ", 19), 'T', ' ')"
+                ~ " || regexp_extract(" ~ text ~ ", '^.{19}([.][0-9]+)?', 1)",
+                api.Column.translate_type('timestamp')
+            ) }}
+            - to_minutes(
+                case
+                    when regexp_matches({{ text }}, '[+]{{ offset }}$') then 1
+                    when regexp_matches({{ text }}, '-{{ offset }}$') then -1
+                    else 0
+                end * (
+                    coalesce(try_cast(regexp_extract(
+                        {{ text }}, '[+-]{{ offset }}$', 1
+                    ) as integer), 0) * 60
+                    + coalesce(try_cast(regexp_extract(
+                        {{ text }}, '[+-]{{ offset }}$', 3
+                    ) as integer), 0)
+                )
+            )
+    end
 {%- endmacro %}
 
 {% macro to_date(column_name) -%}
-    {{ dbt.safe_cast(clean_text(column_name), api.Column.translate_type('date')) }}
+    {#- `YYYY-MM-DD` only; null for any other form or an impossible date. -#}
+    case
+        when regexp_full_match({{ clean_text(column_name) }}, '[0-9]{4}-[0-9]{2}-[0-9]{2}')
+            then {{ dbt.safe_cast(clean_text(column_name), api.Column.translate_type('date')) }}
+    end
 {%- endmacro %}
 
 {% macro to_boolean(column_name) -%}

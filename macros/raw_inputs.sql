@@ -54,17 +54,55 @@
 
 
 {% macro raw_file_glob(table_name) %}
-    {%- set fmt = raw_input_format() -%}
+    {#- Every file under the table's folder, at any depth: the contract check below
+        accepts each one by name or stops the build naming it, so nothing in the folder
+        is silently left unread. -#}
     {%- set base = var('raw_input_path', '') | string -%}
-    {{ return(base.rstrip('/') ~ '/' ~ table_name ~ '/*.' ~ fmt) }}
+    {{ return(base.rstrip('/') ~ '/' ~ table_name ~ '/**') }}
+{% endmacro %}
+
+
+{% macro raw_file_name_pattern(fmt) %}
+    {#- File names the input port reads (regex, case-insensitive): CSV may be gzip or
+        zstd compressed. -#}
+    {%- if fmt == 'parquet' -%}
+        {{ return('(?i).*[.]parquet') }}
+    {%- else -%}
+        {{ return('(?i).*[.]csv([.](gz|zst))?') }}
+    {%- endif -%}
+{% endmacro %}
+
+
+{% macro check_raw_input_path(path) %}
+    {#- Characters a path may not hold: DuckDB reads * ? [ ] as a glob pattern (a
+        folder `raw[1]` would read `raw1`), and dbt-duckdb formats the source's
+        location with { } placeholders. -#}
+    {%- set bad = [] -%}
+    {%- for char in ['{', '}', '[', ']', '*', '?'] -%}
+        {%- if char in path -%}{%- do bad.append(char) -%}{%- endif -%}
+    {%- endfor -%}
+    {%- if bad | length > 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "Input contract: raw_input_path '" ~ path ~ "' contains " ~ bad | join(' ')
+            ~ ", which would be read as a file pattern (DuckDB globs) or a placeholder "
+            ~ "(dbt-duckdb's source location), not as part of a folder name. Rename the "
+            ~ "folder, or point raw_input_path at a link to it without these characters."
+        ) }}
+    {%- endif -%}
 {% endmacro %}
 
 
 {% macro check_raw_input_contract() %}
-    {#- Runs at the start of every dbt invocation (on-run-start). For external inputs
-        it checks each raw table's files against the input contract and stops the run
-        with a message naming the file and the column, before any model reads them. -#}
-    {%- if not execute or raw_input_format() == 'seed' -%}
+    {#- Runs at the start of every dbt invocation (on-run-start). It pins the session
+        time zone to UTC, and for external inputs it checks each raw table's files
+        against the input contract, stopping the run with a message naming the file
+        (and the line, for a malformed CSV row) before any model reads them. -#}
+    {%- if not execute -%}
+        {{ return('') }}
+    {%- endif -%}
+    {#- every connection of this build: typed zoned timestamps print in UTC -#}
+    {%- do run_query("set global TimeZone = 'UTC'") -%}
+    {%- if raw_input_format() == 'seed' -%}
         {{ return('') }}
     {%- endif -%}
     {%- set fmt = raw_input_format() -%}
@@ -74,10 +112,13 @@
             ~ "Pass --vars '{raw_input_format: " ~ fmt ~ ", raw_input_path: /path/to/raw}'."
         ) }}
     {%- endif -%}
+    {%- do check_raw_input_path(var('raw_input_path') | string) -%}
     {%- for table_name in var('raw_contract') -%}
         {%- set pattern = raw_file_glob(table_name) -%}
         {%- set files = run_query(
-            "select filename, size from read_blob(" ~ sql_string(pattern) ~ ") order by filename"
+            "select filename, size, regexp_full_match(filename, "
+            ~ sql_string(raw_file_name_pattern(fmt)) ~ ") from read_blob("
+            ~ sql_string(pattern) ~ ") order by filename"
         ) -%}
         {%- if files.rows | length == 0 -%}
             {{ exceptions.raise_compiler_error(
@@ -86,7 +127,17 @@
                 ~ "raw_input_path: customer_info/, product/, purchase/."
             ) }}
         {%- endif -%}
+        {%- for file in files.rows if not file[2] -%}
+            {{ exceptions.raise_compiler_error(
+                "Input contract: file '" ~ file[0] ~ "' (raw table '" ~ table_name
+                ~ "') is not a " ~ fmt ~ " file: every file under the table's folder is "
+                ~ "read, and " ~ fmt ~ " input files must be named "
+                ~ ("*.parquet" if fmt == 'parquet' else "*.csv, *.csv.gz or *.csv.zst")
+                ~ " (any case). Move it out of the folder or convert it."
+            ) }}
+        {%- endfor -%}
         {%- set expected = raw_contract_columns(table_name) -%}
+        {%- set ns = namespace(rows=0) -%}
         {%- for file in files.rows -%}
             {%- if file[1] == 0 -%}
                 {{ exceptions.raise_compiler_error(
@@ -94,13 +145,18 @@
                     ~ "') is empty (0 bytes)."
                 ) }}
             {%- endif -%}
-            {%- set described = run_query(
-                "describe select * from " ~ raw_file_reader(file[0], fmt)
-            ) -%}
-            {%- set present = described.columns[0].values() | map('lower') | list -%}
+            {%- if fmt == 'csv' -%}
+                {%- set present = raw_csv_header(file[0], table_name) -%}
+            {%- else -%}
+                {%- set described = run_query(
+                    "describe select * from " ~ raw_file_reader(file[0], fmt)
+                ) -%}
+                {%- set present = described.columns[0].values() | list -%}
+            {%- endif -%}
+            {%- set present_lower = present | map('lower') | list -%}
             {%- set missing = [] -%}
             {%- for column_name in expected -%}
-                {%- if column_name | lower not in present -%}
+                {%- if column_name | lower not in present_lower -%}
                     {%- do missing.append(column_name) -%}
                 {%- endif -%}
             {%- endfor -%}
@@ -109,13 +165,22 @@
                     "Input contract: file '" ~ file[0] ~ "' (raw table '" ~ table_name
                     ~ "') is missing column(s): " ~ missing | join(', ')
                     ~ ". Expected: " ~ expected | join(', ') ~ "."
+                    ~ (" Its header reads as one column '" ~ present[0]
+                       ~ "': contract CSV files are comma-separated."
+                       if fmt == 'csv' and present | length == 1 else "")
                 ) }}
             {%- endif -%}
+            {%- if fmt == 'csv' -%}
+                {%- set ns.rows = ns.rows + check_raw_csv_rows(file[0], table_name, present) -%}
+            {%- endif -%}
         {%- endfor -%}
-        {%- set counted = run_query(
-            "select count(*) from " ~ raw_file_reader(pattern, fmt)
-        ) -%}
-        {%- if counted.columns[0].values()[0] == 0 -%}
+        {%- if fmt != 'csv' -%}
+            {%- set counted = run_query(
+                "select count(*) from " ~ raw_file_reader(pattern, fmt)
+            ) -%}
+            {%- set ns.rows = counted.columns[0].values()[0] -%}
+        {%- endif -%}
+        {%- if ns.rows == 0 -%}
             {{ exceptions.raise_compiler_error(
                 "Input contract: raw table '" ~ table_name ~ "' has no rows in '"
                 ~ pattern ~ "'."
@@ -128,6 +193,74 @@
 {% endmacro %}
 
 
+{% macro raw_csv_header(path, table_name) %}
+    {#- The column names in a CSV file's header line, read as plain text (DuckDB's
+        dialect sniffer would misreport a malformed file as having one column). -#}
+    {%- set header = run_query(
+        "select rtrim(ltrim(line, chr(65279)), chr(13)) from read_csv(" ~ sql_string(path) ~ ", auto_detect = false,"
+        ~ " header = false, columns = {'line': 'varchar'}, delim = chr(1), quote = '',"
+        ~ " escape = '', max_line_size = 16777216, ignore_errors = true) limit 1"
+    ) -%}
+    {%- set names = [] -%}
+    {%- if header.rows | length > 0 and header.rows[0][0] is not none -%}
+        {%- for name in header.rows[0][0].split(',') -%}
+            {%- do names.append(name | trim | replace('"', '')) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(names) }}
+{% endmacro %}
+
+
+{% macro check_raw_csv_rows(path, table_name, columns) %}
+    {#- Reads every value of one CSV file in the contract's dialect and stops the run
+        on the first malformed rows, naming the file, line and what is wrong. Returns
+        the file's row count. A file with a malformed row is rejected whole: its bytes
+        cannot be trusted to split into the rows the sender meant. -#}
+    {%- set column_types = [] -%}
+    {%- for name in columns -%}
+        {%- do column_types.append(sql_string(name) ~ ": 'varchar'") -%}
+    {%- endfor -%}
+    {%- set counted = run_query(
+        "select count(*), count(columns(*)) from read_csv(" ~ sql_string(path)
+        ~ ", auto_detect = false, header = true, columns = {" ~ column_types | join(', ')
+        ~ "}, delim = ',', quote = '\"', escape = '\"', store_rejects = true,"
+        ~ " rejects_table = 'retail_xsell_csv_errors',"
+        ~ " rejects_scan = 'retail_xsell_csv_scans')"
+    ) -%}
+    {%- set errors = run_query(
+        "select line, column_name, error_type, error_message, count(*) over ()"
+        ~ " from retail_xsell_csv_errors"
+        ~ " where scan_id = (select max(scan_id) from retail_xsell_csv_scans)"
+        ~ " order by line limit 3"
+    ) -%}
+    {%- if errors.rows | length > 0 -%}
+        {%- set what = {
+            'UNQUOTED VALUE': 'a quoted value is never closed, or has text after its closing quote (unterminated quote)',
+            'TOO MANY COLUMNS': 'the row has more values than the header has columns',
+            'MISSING COLUMNS': 'the row has fewer values than the header has columns',
+            'INVALID ENCODING': 'the row holds bytes that are not UTF-8',
+            'INVALID UNICODE': 'the row holds bytes that are not UTF-8',
+            'LINE SIZE OVER MAXIMUM': 'the line is longer than the maximum line size',
+        } -%}
+        {%- set found = [] -%}
+        {%- for error in errors.rows -%}
+            {%- do found.append(
+                "line " ~ error[0] ~ ": " ~ what.get(error[2], error[2] | lower)
+                ~ (" (column " ~ error[1] ~ ")" if error[1] else "")
+                ~ " [DuckDB: " ~ error[3] ~ "]"
+            ) -%}
+        {%- endfor -%}
+        {{ exceptions.raise_compiler_error(
+            "Input contract: file '" ~ path ~ "' (raw table '" ~ table_name ~ "') is not "
+            ~ "valid contract CSV (UTF-8, comma-separated, header row, values quoted with "
+            ~ "\" and a quote inside a value doubled); the whole file is rejected. "
+            ~ errors.rows[0][4] ~ " malformed row(s); " ~ found | join('; ') ~ "."
+        ) }}
+    {%- endif -%}
+    {{ return(counted.rows[0][0]) }}
+{% endmacro %}
+
+
 {% macro raw_file_reader(path, fmt) %}
     {#- The DuckDB table function that reads one file or glob of the raw input, the
         same way the retail_raw source does (files may order their columns freely). -#}
@@ -135,8 +268,8 @@
         {{ return("read_parquet(" ~ sql_string(path) ~ ", union_by_name = true)") }}
     {%- else -%}
         {{ return(
-            "read_csv(" ~ sql_string(path)
-            ~ ", header = true, all_varchar = true, union_by_name = true)"
+            "read_csv(" ~ sql_string(path) ~ ", delim = ',', quote = '\"', escape = '\"',"
+            ~ " header = true, all_varchar = true, union_by_name = true)"
         ) }}
     {%- endif -%}
 {% endmacro %}

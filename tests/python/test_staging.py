@@ -7,6 +7,7 @@ from the models.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from conftest import run_dbt
 
 pytestmark = pytest.mark.dbt
 
-TEST_SALT = "pytest-salt"
+TEST_KEY = "pytest-staging-pseudonym-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def csv_build(tmp_path_factory, small_raw_dir):
         ["build"],
         tmp_path_factory.mktemp("csv_build"),
         {"raw_input_format": "csv", "raw_input_path": str(small_raw_dir)},
-        env={"RETAIL_XSELL_PII_SALT": TEST_SALT},
+        env={"RETAIL_XSELL_PII_KEY": TEST_KEY},
     )
     assert result.returncode == 0, result.output[-4000:]
     return result
@@ -86,7 +87,7 @@ def test_customers_are_cleaned_and_pseudonymised(csv_build):
     )
 
     def sha(email: str) -> str:
-        return hashlib.sha256((TEST_SALT + email).encode()).hexdigest()
+        return hmac.new(TEST_KEY.encode(), email.encode(), hashlib.sha256).hexdigest()
 
     assert rows == [
         # the 2024-02-01 version wins; as of 2024-02-01 (last sale) Anna is 38

@@ -15,7 +15,8 @@ renamed as (
         list_price,
         unit_cost,
         has_valid_list_price,
-        has_valid_unit_cost
+        has_valid_unit_cost,
+        has_known_category
     from source
 )
 

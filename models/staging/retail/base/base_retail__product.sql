@@ -5,7 +5,9 @@
                  (the catalogue has no version timestamp, so neither can be trusted);
       clean      one row per product.
     A bad list price or unit cost does not reject the product (its purchases carry
-    their own price); the value becomes null and has_valid_list_price says so.
+    their own price); the value becomes null and has_valid_list_price says so. A
+    category outside the var known_categories is kept as sent and flagged
+    (has_known_category false).
 #}
 
 with
@@ -48,7 +50,17 @@ validated as (
                 then 'invalid_product_id'
         end as rejection_reason,
         coalesce(parsed_list_price > 0, false) as has_valid_list_price,
-        coalesce(parsed_unit_cost >= 0, false) as has_valid_unit_cost
+        coalesce(parsed_unit_cost >= 0, false) as has_valid_unit_cost,
+        {#- stored as sent (standardised case); a category the product does not know is
+            flagged, not dropped or remapped #}
+        category in (
+            {%- for known in var('known_categories', [
+                'beauty', 'books', 'electronics', 'fashion', 'grocery',
+                'home & kitchen', 'sports & outdoors', 'toys & games',
+            ]) %}
+            '{{ known | lower | replace("'", "''") }}'{% if not loop.last %},{% endif %}
+            {%- endfor %}
+        ) as has_known_category
     from parsed
 ),
 
@@ -87,6 +99,7 @@ final as (
         case when has_valid_unit_cost then parsed_unit_cost end as unit_cost,
         has_valid_list_price,
         has_valid_unit_cost,
+        has_known_category,
         {{ row_disposition_columns('key_rejection_reason') }}
     from versions_checked
 )

@@ -8,6 +8,13 @@
       clean      one row per order line event.
 #}
 
+{#- "Now" for the load-time check: when this dbt invocation started (UTC), so every
+    model and test of one build agrees on it. -#}
+{%- set build_started_at = run_started_at.strftime('%Y-%m-%d %H:%M:%S') %}
+{#- Decimals a unit price may carry (stored as decimal(18, 2)); more significant
+    decimals are quarantined, never rounded. -#}
+{%- set unit_price_scale = 2 %}
+
 with
 
 source as (
@@ -44,7 +51,7 @@ parsed as (
         {{ to_integer('customer_id') }} as parsed_customer_id,
         {{ to_integer('product_id') }} as parsed_product_id,
         {{ to_integer('quantity') }} as parsed_quantity,
-        {{ to_money('unit_price') }} as parsed_unit_price,
+        {{ to_money('unit_price', unit_price_scale) }} as parsed_unit_price,
         case
             {#- a missing discount means no discount; an unparseable one stays null #}
             when {{ clean_text('discount') }} is null then cast(0 as decimal(9, 4))
@@ -89,6 +96,12 @@ row_checked as (
             when {{ clean_text('product_id') }} is null then 'missing_product_id'
             when coalesce(parsed_product_id <= 0, true) then 'invalid_product_id'
             when coalesce(parsed_quantity = 0, true) then 'invalid_quantity'
+            when abs(parsed_quantity) > {{ var('max_quantity', 10000) }}
+                then 'absurd_quantity'
+            when
+                {{ is_decimal_text('unit_price') }}
+                and not {{ is_decimal_text('unit_price', unit_price_scale) }}
+                then 'unit_price_too_precise'
             when parsed_unit_price is null then 'invalid_unit_price'
             when parsed_unit_price <= 0 then 'non_positive_unit_price'
             when coalesce(parsed_discount < 0 or parsed_discount >= 1, true)
@@ -96,6 +109,10 @@ row_checked as (
             when parsed_status is null then 'invalid_status'
             when parsed_ordered_at is null then 'invalid_order_at'
             when parsed_loaded_at is null then 'invalid_loaded_at'
+            when
+                parsed_loaded_at > timestamp '{{ build_started_at }}'
+                + to_minutes({{ (var('load_time_tolerance_hours', 1) | float * 60) | int }})
+                then 'loaded_at_in_future'
             when parsed_ordered_at > parsed_loaded_at then 'order_at_after_loaded_at'
         end as row_rejection_reason
     from parsed
