@@ -17,11 +17,6 @@
     pii_hmac(cast({{ expression }} as varchar))
 {%- endmacro %}
 
-{% macro salted_sha256(expression) -%}
-    {#- The earlier name, kept so existing call sites build: now the keyed HMAC. -#}
-    {{- hmac_sha256(expression) -}}
-{%- endmacro %}
-
 {% macro warn_if_development_pii_key() -%}
     {#- on-run-start: building real (non-seed) input with the public development key
         makes every pseudonym reversible, so say so loudly before any model runs. The

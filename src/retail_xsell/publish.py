@@ -501,7 +501,8 @@ def publish(
     publication_id = str(uuid.uuid4())
     published_at = dt.datetime.now(dt.UTC)
     root = publications_dir(published)
-    version = f"{published_at:%Y%m%dT%H%M%S}Z-{publication_id[:8]}"
+    # Sortable by time to the microsecond, so the newest is always last by name.
+    version = f"{published_at:%Y%m%dT%H%M%S.%f}Z-{publication_id[:8]}"
     folder = root / version
     staging = root / f".{version}.tmp"
     with publish_lock(published.parent):

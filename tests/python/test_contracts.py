@@ -153,7 +153,7 @@ def test_time_spine_is_a_duckdb_port_but_not_exported_as_parquet(contracts):
 def test_customers_pii_columns_are_flagged_with_their_treatment(contracts):
     for port in ("duckdb", "parquet"):
         expected = {
-            "email_sha256": ("email", "salted_sha256"),
+            "email_sha256": ("email", "hmac_sha256"),
             "phone_masked": ("phone", "masked_last_four"),
             "birth_year": ("birth_date", "generalised_to_year"),
         }

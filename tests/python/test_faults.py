@@ -192,3 +192,29 @@ def test_publish_while_someone_holds_the_publication_fails_in_one_line(producer)
         holder.wait()
     _assert_one_clear_failure(completed, producer, before)
     assert "lock" in completed.stderr.lower() and str(holder.pid) in completed.stderr
+
+
+def _mount_read_only(folder: Path) -> bool:
+    """Bind-mount `folder` read-only onto itself (root can write anywhere else)."""
+    steps = (
+        ["mount", "--bind", str(folder), str(folder)],
+        ["mount", "-o", "remount,bind,ro", str(folder)],
+    )
+    for step in steps:
+        if subprocess.run(step, capture_output=True, check=False).returncode != 0:
+            subprocess.run(["umount", str(folder)], capture_output=True, check=False)
+            return False
+    return True
+
+
+def test_publish_into_a_read_only_folder_fails_in_one_line(producer):
+    before = _sha(producer.published)
+    folder = producer.published.parent
+    if not _mount_read_only(folder):
+        pytest.skip("this machine does not allow a read-only bind mount")
+    try:
+        completed = _publish_cli(producer)
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True, check=False)
+    _assert_one_clear_failure(completed, producer, before)
+    assert "Read-only file system" in completed.stderr

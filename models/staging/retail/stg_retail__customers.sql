@@ -1,6 +1,6 @@
 {#
     Current customers without raw personal data: the pseudonymised forms marts may
-    carry (salted email hash, masked phone, birth year, age group). Raw PII stays in
+    carry (keyed HMAC of the email, masked phone, birth year, age group). Raw PII stays in
     stg_retail__customer_pii.
 
     A table, not a view like the other stg_ models: hashing every email is the costly
@@ -20,7 +20,7 @@ source as (
 renamed as (
     select
         customer_id,
-        {{ salted_sha256("case when has_valid_email then email_normalised end") }}
+        {{ hmac_sha256("case when has_valid_email then email_normalised end") }}
             as email_sha256,
         has_valid_email,
         {{ mask_last_four("case when has_valid_phone then phone_digits end") }}
