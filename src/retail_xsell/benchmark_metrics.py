@@ -106,6 +106,15 @@ class Timing:
     def sql_median(self) -> float | None:
         return percentile(self.sql_repeats, 50) if self.sql_repeats else None
 
+    @classmethod
+    def pooled(cls, timings: Sequence[Timing]) -> Timing:
+        """Every warm repeat of several timings as one: its p95 is the p95 over all of
+        them (the first, cold calls are left out, as in each timing)."""
+        return cls(
+            first=max((t.first for t in timings), default=0.0),
+            repeats=tuple(sample for t in timings for sample in t.repeats),
+        )
+
 
 def time_calls(call: Callable[[], object], repeats: int) -> Timing:
     """Time ``call`` once (first call), then ``repeats`` more times (warm)."""

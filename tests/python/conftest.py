@@ -31,6 +31,21 @@ class DbtResult:
         return json.loads((self.target_path / "run_results.json").read_text())
 
 
+@dataclass
+class WorkDir:
+    """A dbt work folder as `run_dbt` lays it out: test.duckdb and target/ inside."""
+
+    workdir: Path
+
+    @property
+    def database(self) -> Path:
+        return self.workdir / "test.duckdb"
+
+    @property
+    def target(self) -> Path:
+        return self.workdir / "target"
+
+
 def dbt_command(
     args: list[str],
     workdir: Path,

@@ -78,3 +78,17 @@ def test_report_is_a_markdown_table(tmp_path: Path):
     assert "opening the layer took 250.0 ms" in report
     assert "| clv | 100.0 | 20.0 | 29.0 | 4.5 |" in report
     assert "| 3 | 2.00 | 3.00 | 4.00 |" in report
+
+
+def test_gate_latency_is_the_95th_percentile_of_every_warm_repeat():
+    """Pinned on known samples: 1 to 20 ms over two query shapes, cold calls of 900 ms
+    left out. Linear interpolation between closest ranks: position 19 x 0.95 = 18.05,
+    so 19 ms + 0.05 x (20 - 19) ms = 19.05 ms (the old bug reported 1.18 ms)."""
+    from retail_xsell.benchmark_metrics import Timing
+    from retail_xsell.slo import latency_p95_ms
+
+    first = Timing(0.9, tuple(ms / 1000 for ms in range(1, 20, 2)))
+    second = Timing(0.9, tuple(ms / 1000 for ms in range(2, 21, 2)))
+    p95, count = latency_p95_ms([first, second])
+    assert count == 20
+    assert p95 == pytest.approx(19.05)

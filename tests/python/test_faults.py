@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import PROJECT_DIR, dbt_command, run_dbt
+from conftest import PROJECT_DIR, WorkDir, dbt_command, run_dbt
 from retail_xsell.publish import current_folder, publish
 from retail_xsell.slo import GateSetupError, run_gate
 
@@ -30,18 +30,9 @@ PYTHON = sys.executable
 
 
 @dataclass
-class Producer:
-    workdir: Path
+class Producer(WorkDir):
     published: Path
     report: dict
-
-    @property
-    def database(self) -> Path:
-        return self.workdir / "test.duckdb"
-
-    @property
-    def target(self) -> Path:
-        return self.workdir / "target"
 
 
 @pytest.fixture

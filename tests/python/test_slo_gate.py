@@ -26,7 +26,7 @@ import duckdb
 import pytest
 import yaml
 
-from conftest import PROJECT_DIR, run_dbt
+from conftest import PROJECT_DIR, WorkDir, run_dbt
 from retail_xsell.publish import PublishRefusedError, last_publication, publish
 from retail_xsell.slo import CATEGORIES, load_slos, run_gate
 
@@ -37,17 +37,8 @@ TS = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass
-class Build:
-    workdir: Path
+class Build(WorkDir):
     raw: Path
-
-    @property
-    def database(self) -> Path:
-        return self.workdir / "test.duckdb"
-
-    @property
-    def target(self) -> Path:
-        return self.workdir / "target"
 
     @property
     def vars(self) -> dict[str, str]:
