@@ -314,7 +314,7 @@ def test_unmasked_pii_in_a_public_model_breaches_governance(baseline, tmp_path):
         project,
         ignore=shutil.ignore_patterns(".venv", ".git", "target", "logs", "build", "data", "src"),
     )
-    marts = project / "models" / "marts" / "_marts__models.yml"
+    marts = project / "models" / "marts" / "customers.yml"
     text = marts.read_text()
     masked = "meta: {classification: confidential, pii: email, pii_treatment: hmac_sha256}"
     assert masked in text
