@@ -91,7 +91,6 @@ class Inputs:
     published: Path | None
     run_results: dict[str, Any]
     manifest: dict[str, Any]
-    sources: dict[str, Any] | None
     connection: duckdb.DuckDBPyConnection
     slo_document: dict[str, Any] = field(default_factory=dict)
     build_vars: dict[str, Any] = field(default_factory=dict)
@@ -662,7 +661,6 @@ def evaluate(
             published,
             run_results,
             manifest,
-            _read_json(target_path / "sources.json"),
             connection,
             document,
             _build_vars(run_results),

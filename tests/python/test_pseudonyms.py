@@ -181,7 +181,7 @@ def _inputs(
     run_results = {"args": {"vars": f"{{raw_input_format: {raw_input_format}}}"}}
     if raw_input_format == "seed":
         run_results = {"args": {}}  # the sample build passes no --vars
-    return Inputs(PROJECT_DIR, database, target, None, run_results, {}, None, con, {})
+    return Inputs(PROJECT_DIR, database, target, None, run_results, {}, con, {})
 
 
 def _pseudonymised_db(path: Path, pseudonym_sql: str, key: PseudonymKey) -> Path:
