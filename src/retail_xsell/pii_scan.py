@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from retail_xsell.ports import PortModel
+from retail_xsell.ports import PortModel, qualified_name, quote_identifier
 
 #: The data stewards' private model with every raw customer row parsed.
 RAW_CUSTOMERS = "base_retail__customer_info"
@@ -56,10 +56,6 @@ class Finding:
         )
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def classification_findings(ports: list[PortModel]) -> list[Finding]:
     """Port columns that hold personal data without a masking treatment."""
     return [
@@ -71,7 +67,7 @@ def classification_findings(ports: list[PortModel]) -> list[Finding]:
 
 
 def _load_raw_values(connection: duckdb.DuckDBPyConnection, raw_catalog: str) -> None:
-    raw = f"{_quote(raw_catalog)}.main.{RAW_CUSTOMERS}"
+    raw = f"{quote_identifier(raw_catalog)}.main.{RAW_CUSTOMERS}"
     connection.execute(
         f"""
         create or replace temp table pii_text as
@@ -116,7 +112,7 @@ def value_findings(
     _load_raw_values(connection, raw_catalog)
     findings = []
     for port in ports:
-        relation = f"{_quote(ports_catalog)}.{_quote(port.schema)}.{_quote(port.identifier)}"
+        relation = qualified_name(ports_catalog, port)
         columns = connection.execute(
             "select column_name, data_type from duckdb_columns()"
             " where database_name = ? and schema_name = ? and table_name = ?",
@@ -124,7 +120,7 @@ def value_findings(
         ).fetchall()
         names = {name for name, _ in columns}
         for name, data_type in columns:
-            column = _quote(name)
+            column = quote_identifier(name)
             if data_type in _TEXT_TYPES:
                 rows = connection.execute(
                     f"""

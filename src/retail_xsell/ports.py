@@ -175,12 +175,19 @@ def output_port_models(
     return sorted(ports, key=lambda port: (port.schema, port.identifier))
 
 
-def _quote(identifier: str) -> str:
+def quote_identifier(identifier: str) -> str:
+    """A DuckDB identifier in double quotes, inner quotes doubled."""
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _sql_string(value: str) -> str:
+def sql_string(value: str) -> str:
+    """A DuckDB string literal in single quotes, inner quotes doubled."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def qualified_name(catalog: str, port: PortModel) -> str:
+    """``"catalog"."schema"."table"`` of a port in an attached database."""
+    return ".".join(quote_identifier(part) for part in (catalog, port.schema, port.identifier))
 
 
 def parquet_folder(directory: Path, port: PortModel) -> Path:
@@ -205,8 +212,8 @@ def export_parquet(
     written: dict[str, int] = {}
     for port in ports:
         folder = parquet_folder(directory, port)
-        source = f"{_quote(catalog)}.{_quote(port.schema)}.{_quote(port.identifier)}"
-        order = ", ".join(_quote(column.name) for column in port.columns[:1]) or "all"
+        source = qualified_name(catalog, port)
+        order = ", ".join(quote_identifier(column.name) for column in port.columns[:1]) or "all"
         if port.partition is None:
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / "data_0.parquet"
@@ -217,15 +224,16 @@ def export_parquet(
             target = folder
             partition = port.partition
             select = (
-                f"select *, {partition.expression} as {_quote(partition.column)}"
+                f"select *, {partition.expression} as {quote_identifier(partition.column)}"
                 f" from {source} order by {order}"
             )
+            key = quote_identifier(partition.column)
             options = (
-                f"format parquet, compression zstd, partition_by ({_quote(partition.column)}),"
+                f"format parquet, compression zstd, partition_by ({key}),"
                 " write_partition_columns true"
             )
-        connection.execute(f"copy ({select}) to {_sql_string(str(target))} ({options})")
+        # COPY answers with the rows it wrote: no second scan to count them.
         (written[port.identifier],) = connection.execute(
-            f"select count(*) from {source}"
+            f"copy ({select}) to {sql_string(str(target))} ({options})"
         ).fetchone()
     return written

@@ -50,7 +50,13 @@ import duckdb
 
 from retail_xsell.contracts import write_publication_documents
 from retail_xsell.pii_scan import scan
-from retail_xsell.ports import PortModel, export_parquet, output_port_models
+from retail_xsell.ports import (
+    PortModel,
+    export_parquet,
+    output_port_models,
+    quote_identifier,
+    sql_string,
+)
 from retail_xsell.slo import database_fingerprint, load_slos
 
 #: Where consumers read the product; relative paths are relative to the project.
@@ -233,14 +239,6 @@ def _slo_document(artifacts: Path) -> dict[str, Any]:
     return load_slos(path)
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -325,7 +323,7 @@ def _write_projection(
     comments as in the working database) and the publication history plus ``record``."""
     rows: dict[str, int] = {}
     with duckdb.connect(str(database)) as con:
-        con.execute(f"attach {_sql_string(str(working))} as working (read_only)")
+        con.execute(f"attach {sql_string(str(working))} as working (read_only)")
         for port in ports:
             columns = _column_definitions(con, port)
             if not columns:
@@ -333,10 +331,10 @@ def _write_projection(
                     f"output port {port.schema}.{port.identifier} is not in {working}; "
                     "was the build complete?"
                 )
-            table = f"{_quote(port.schema)}.{_quote(port.identifier)}"
-            con.execute(f"create schema if not exists {_quote(port.schema)}")
+            table = f"{quote_identifier(port.schema)}.{quote_identifier(port.identifier)}"
+            con.execute(f"create schema if not exists {quote_identifier(port.schema)}")
             definitions = ", ".join(
-                f"{_quote(name)} {data_type}{'' if nullable else ' not null'}"
+                f"{quote_identifier(name)} {data_type}{'' if nullable else ' not null'}"
                 for name, data_type, nullable, _ in columns
             )
             con.execute(f"create table {table} ({definitions})")
@@ -350,18 +348,19 @@ def _write_projection(
                 [port.schema, port.identifier],
             ).fetchone()
             if table_comment:
-                con.execute(f"comment on table {table} is {_sql_string(table_comment)}")
+                con.execute(f"comment on table {table} is {sql_string(table_comment)}")
             for name, _, _, comment in columns:
                 if comment:
                     con.execute(
-                        f"comment on column {table}.{_quote(name)} is {_sql_string(comment)}"
+                        f"comment on column {table}.{quote_identifier(name)}"
+                        f" is {sql_string(comment)}"
                     )
             (rows[port.identifier],) = con.execute(f"select count(*) from {table}").fetchone()
         con.execute("detach working")
         con.execute(CREATE_PUBLICATIONS)
         if previous.is_file():
             # Keep the record of every earlier publication in the new file.
-            con.execute(f"attach {_sql_string(str(previous))} as previous (read_only)")
+            con.execute(f"attach {sql_string(str(previous))} as previous (read_only)")
             old_columns = {
                 name
                 for (name,) in con.execute(
@@ -389,8 +388,8 @@ def _write_projection(
 def _audit_projection(database: Path, working: Path, ports: list[PortModel]) -> None:
     """Scan the file consumers will read, not the working database it came from."""
     with duckdb.connect(":memory:") as con:
-        con.execute(f"attach {_sql_string(str(database))} as projection (read_only)")
-        con.execute(f"attach {_sql_string(str(working))} as working (read_only)")
+        con.execute(f"attach {sql_string(str(database))} as projection (read_only)")
+        con.execute(f"attach {sql_string(str(working))} as working (read_only)")
         tables = {
             (schema, name)
             for schema, name in con.execute(
@@ -413,7 +412,7 @@ def _audit_projection(database: Path, working: Path, ports: list[PortModel]) -> 
 
 def _export_parquet(database: Path, ports: list[PortModel], folder: Path) -> dict[str, int]:
     with duckdb.connect(":memory:") as con:
-        con.execute(f"attach {_sql_string(str(database))} as projection (read_only)")
+        con.execute(f"attach {sql_string(str(database))} as projection (read_only)")
         return export_parquet(
             con, [port for port in ports if port.reason == "public"], folder, "projection"
         )

@@ -20,7 +20,7 @@ import yaml
 
 from retail_xsell.contracts.odcs import PROJECT_DIR, build_contracts
 from retail_xsell.contracts.odps import build_data_product
-from retail_xsell.ports import export_parquet, output_port_models
+from retail_xsell.ports import export_parquet, output_port_models, sql_string
 
 CONTRACTS_FOLDER = "contracts"
 DATA_PRODUCT_FILE = "dataproduct.yaml"
@@ -187,11 +187,7 @@ def _export(database: Path, artifacts: dict[str, Any], parquet_dir: Path) -> Non
     shutil.rmtree(parquet_dir, ignore_errors=True)
     connection = duckdb.connect()
     try:
-        connection.execute(f"attach '{_sql(str(database))}' as build (read_only)")
+        connection.execute(f"attach {sql_string(str(database))} as build (read_only)")
         export_parquet(connection, ports, parquet_dir, catalog="build")
     finally:
         connection.close()
-
-
-def _sql(value: str) -> str:
-    return value.replace("'", "''")
