@@ -4,6 +4,7 @@ Plain numpy arrays in, frozen dataclasses (fits) or arrays (per-customer predict
 Formulas, units and behaviour on degenerate data are in docs/clv.md.
 """
 
+from . import pareto_nbd
 from ._optimize import InsufficientDataError
 from .bgnbd import (
     BgNbdFit,
@@ -11,8 +12,10 @@ from .bgnbd import (
     bgnbd_log_likelihood,
     expected_purchases,
     expected_purchases_at,
+    expected_purchases_new_customer,
     fit_bgnbd,
     probability_alive,
+    probability_of_n_purchases,
 )
 from .gamma_gamma import (
     GammaGammaFit,
@@ -20,6 +23,12 @@ from .gamma_gamma import (
     expected_spend,
     fit_gamma_gamma,
     gamma_gamma_log_likelihood,
+)
+from .pareto_nbd import (
+    ParetoNbdFit,
+    ParetoNbdParams,
+    fit_pareto_nbd,
+    pareto_nbd_log_likelihood,
 )
 from .value import TIME_UNITS_PER_YEAR, ClvResult, predicted_clv
 
@@ -31,13 +40,20 @@ __all__ = [
     "GammaGammaFit",
     "GammaGammaParams",
     "InsufficientDataError",
+    "ParetoNbdFit",
+    "ParetoNbdParams",
     "bgnbd_log_likelihood",
     "expected_purchases",
     "expected_purchases_at",
+    "expected_purchases_new_customer",
     "expected_spend",
     "fit_bgnbd",
     "fit_gamma_gamma",
+    "fit_pareto_nbd",
     "gamma_gamma_log_likelihood",
+    "pareto_nbd",
+    "pareto_nbd_log_likelihood",
     "predicted_clv",
     "probability_alive",
+    "probability_of_n_purchases",
 ]

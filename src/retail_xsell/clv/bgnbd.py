@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import integrate
-from scipy.special import betaln, digamma, expit, gammaln
+from scipy.special import betainc, betaln, digamma, expit, gammaln, logsumexp
 
 from ._optimize import (
     SCREEN_ROWS,
@@ -477,3 +477,105 @@ def expected_purchases_at(
     for k, horizon in enumerate(values):
         out[k] = alive * _expected_if_alive(p, xu, tu, horizon, _max_terms)[inverse]
     return out
+
+
+def expected_purchases_new_customer(params: ParamsLike, t: object) -> np.ndarray:
+    """E[X(t)]: repeat purchases of a randomly chosen new customer in (0, t] (paper eq. 9).
+
+    Eq. (9), (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))], cancels
+    for short horizons and at a = 1 and overflows for long ones. A new customer is alive at
+    time 0 with x = 0 and T = 0, so E[X(t)] is _expected_if_alive at (0, 0): the same
+    positive-term series (quadrature for very long horizons) as expected_purchases, finite
+    and non-decreasing in t. `t` is a number or a 1-D array of horizons in the fit's time
+    unit; the result has its shape.
+    """
+    p = _as_params(params)
+    spans = np.asarray(t, dtype=float)
+    if spans.ndim > 1:
+        raise ValueError(f"t must be a number or a 1-D array; got shape {spans.shape}")
+    flat = as_float_array("t", spans.reshape(-1))
+    check_non_negative("t", flat)
+    zero = np.zeros(1)
+    values = [
+        float(_expected_if_alive(p, zero, zero, float(span), MAX_SERIES_TERMS)[0]) for span in flat
+    ]
+    return np.array(values).reshape(spans.shape)
+
+
+def probability_of_n_purchases(
+    params: ParamsLike, t: float, n: object, *, log: bool = False
+) -> np.ndarray:
+    """P(X(t) = n): a randomly chosen new customer makes n repeat purchases in (0, t] (eq. 8).
+
+        P = B(a, b+n)/B(a, b) NB(n)
+            + [n>0] B(a+1, b+n-1)/B(a, b) [1 - sum_{j<n} NB(j)],
+        NB(j) = Gamma(r+j)/(Gamma(r) j!) (alpha/(alpha+t))^r (t/(alpha+t))^j,
+
+    the first branch "alive after the n-th purchase", the second "dropped out right after
+    it". Both are combined with logaddexp. The bracket is the tail P(N >= n) of the
+    negative binomial number N of Poisson events in (0, t]: where it is above 1/2 it is
+    1 - exp(logsumexp of the finite sum), which is then no cancellation; below, it is the
+    regularized incomplete beta I_z(n, r), z = t/(alpha+t), which has none either; where
+    that underflows (n far beyond the bulk) it is NB(n) 2F1(r+n, 1; n+1; z), summed in log
+    space. `n` is a whole number or a 1-D array of them and the result has its shape; with
+    log=True the natural logarithm is returned, which stays finite far in the tail.
+    """
+    p = _as_params(params)
+    horizon = check_positive_scalar("t", t, allow_zero=True)
+    counts = np.asarray(n, dtype=float)
+    if counts.ndim > 1:
+        raise ValueError(f"n must be a number or a 1-D array; got shape {counts.shape}")
+    flat = as_float_array("n", counts.reshape(-1))
+    check_whole_numbers("n", flat)
+    if horizon == 0:
+        out = np.where(flat == 0, 0.0, -np.inf)
+        return (out if log else np.exp(out)).reshape(counts.shape)
+
+    log_z = math.log(horizon) - math.log(p.alpha + horizon)  # z = t / (alpha + t)
+    log_q = math.log(p.alpha) - math.log(p.alpha + horizon)  # 1 - z
+    z = math.exp(log_z)
+
+    def log_nb(j: np.ndarray) -> np.ndarray:
+        return gammaln(p.r + j) - gammaln(p.r) - gammaln(j + 1) + p.r * log_q + j * log_z
+
+    log_tail = np.zeros(len(flat))  # ln P(N >= n); 0 for n = 0
+    repeat = flat > 0
+    tail = np.zeros(len(flat))
+    tail[repeat] = betainc(flat[repeat], p.r, z)
+    head_rows = repeat & (tail > 0.5) & (flat <= 4096)
+    if head_rows.any():
+        # ln P(N <= n-1) as a running logsumexp of the finite sum, for each n at once.
+        js = np.arange(int(flat[head_rows].max()), dtype=float)
+        log_head = np.logaddexp.accumulate(log_nb(js))[flat[head_rows].astype(int) - 1]
+        log_tail[head_rows] = np.log1p(-np.exp(log_head))
+    mid_rows = repeat & ~head_rows & (tail > 1e-280)
+    log_tail[mid_rows] = np.log(tail[mid_rows])
+    far = np.flatnonzero(repeat & ~head_rows & ~mid_rows)
+    if len(far):
+        # Far tail: P(N >= n) = NB(n) sum_k prod_{i<k} z (r+n+i)/(n+1+i). The ratios are
+        # monotone in i with limit z, so after K terms, where the larger of the first ratio
+        # and z to the K is below e^-45, the rest is a geometric series in the last ratio.
+        count = flat[far]
+        ratio_max = np.minimum(z * np.maximum(1.0, (p.r + count) / (count + 1)), 1 - 1e-12)
+        terms = np.minimum(1_000_000, np.ceil(45.0 / -np.log(ratio_max)) + 1)
+        k = np.arange(int(terms.max()), dtype=float)
+        log_series = np.empty(len(far))
+        step = max(1, (1 << 16) // len(k))
+        for lo in range(0, len(far), step):
+            c = count[lo : lo + step, None]
+            log_steps = np.log(z * (p.r + c + k) / (c + 1 + k))
+            log_terms = np.concatenate([np.zeros((len(c), 1)), np.cumsum(log_steps, axis=1)], 1)
+            last = np.minimum(log_steps[:, -1], -1e-12)
+            log_rest = log_terms[:, -1] + last - np.log(-np.expm1(last))
+            log_series[lo : lo + step] = np.logaddexp(
+                logsumexp(log_terms[:, :-1], axis=1), log_rest
+            )
+        log_tail[far] = log_nb(count) + log_series
+
+    log_beta_ab = betaln(p.a, p.b)
+    alive = betaln(p.a, p.b + flat) - log_beta_ab + log_nb(flat)
+    dropped = np.where(
+        repeat, betaln(p.a + 1, p.b + np.maximum(flat, 1) - 1) - log_beta_ab + log_tail, -np.inf
+    )
+    out = np.logaddexp(alive, dropped).reshape(counts.shape)
+    return out if log else np.exp(out)
