@@ -17,6 +17,7 @@ own record, checks it for personal data, and switches consumers to it in one ste
         contracts/<port>.odcs.yaml ODCS data contracts of the ports (docs/contracts.md)
         dataproduct.yaml           the ODPS data product manifest
         semantic_manifest.json     what the semantic layer needs to answer metrics
+        catalog.json               metrics with their tags, dimensions, saved queries (the API)
         publication.json           the publication record
     .publish.lock                  held while publishing
 ```
@@ -50,6 +51,7 @@ import duckdb
 
 from retail_xsell.contracts import write_publication_documents
 from retail_xsell.pii_scan import scan
+from retail_xsell.delivery.catalog import CATALOG_FILE, catalog_document
 from retail_xsell.ports import (
     PortModel,
     export_parquet,
@@ -532,6 +534,9 @@ def publish(
             shutil.copyfile(
                 artifacts / "semantic_manifest.json", staging / "semantic_manifest.json"
             )
+            (staging / CATALOG_FILE).write_text(
+                json.dumps(catalog_document(manifest, semantic_manifest), indent=2) + "\n"
+            )
             # Contracts name the stable paths consumers open, not this version's folder.
             write_publication_documents(
                 staging,
@@ -550,6 +555,9 @@ def publish(
                         "git_commit": report["git_commit"],
                         "build_invocation_id": report["build"]["invocation_id"],
                         "gate_run_id": report["run_id"],
+                        "slo_status": "passed" if report["passed"] else "failed",
+                        "slo_warnings": list(report.get("warnings") or []),
+                        "slos": {slo["name"]: slo["status"] for slo in report["slos"]},
                         "database": published.name,
                         "build_vars": build_vars,
                         "output_ports": rows,
