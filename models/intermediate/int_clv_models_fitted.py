@@ -2,7 +2,7 @@
 
 One row: the model run. The work is done by retail_xsell.clv.batch (docs/clv.md); this
 model only reads the inputs, the settings (dbt vars clv_*, passed in through the model's
-config in _intermediate__models.yml) and the revenue totals, and stores the run.
+config in int_clv_models_fitted.yml) and the revenue totals, and stores the run.
 """
 
 from retail_xsell.arrow import table_from_rows
@@ -30,7 +30,7 @@ def model(dbt, session):
     # Revenue of the same period, for the share of sales that is not returned.
     sales_revenue = net_revenue = 0.0
     if end_at is not None:
-        lines = dbt.ref("order_lines").filter(f"ordered_at < timestamp '{end_at}'")
+        lines = dbt.ref("int_order_lines_priced").filter(f"ordered_at < timestamp '{end_at}'")
         totals = lines.aggregate(
             "coalesce(sum(case when line_type = 'sale' then net_revenue end), 0)::double,"
             " coalesce(sum(net_revenue), 0)::double"

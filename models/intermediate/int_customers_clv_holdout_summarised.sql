@@ -12,29 +12,48 @@
         "clv_holdout_weeks must be a whole number of weeks > 0; got '" ~ holdout_weeks ~ "'"
     ) }}
 {% endif %}
-{% set period_end_at = clv_period_end_at(as_of_date()) %}
-{% set cutoff_at = dbt.dateadd('day', -7 * holdout_weeks, period_end_at) %}
 
 with
 
 orders as (
-    select * from {{ ref('orders') }}
+    select * from {{ ref('int_order_lines_aggregated_to_orders') }}
+),
+
+as_of as (
+    select * from {{ ref('int_as_of_date') }}
+),
+
+periods as (
+    select
+        {{ clv_period_end_at('as_of_date') }} as period_end_at,
+        {{ dbt.dateadd('day', -7 * holdout_weeks, clv_period_end_at('as_of_date')) }}
+            as cutoff_at
+    from as_of
+),
+
+calibration_orders as (
+    select
+        orders.*,
+        periods.cutoff_at as calibration_end_at
+    from orders
+    cross join periods
 ),
 
 calibration_summary as (
-    {{ clv_customer_summary(cutoff_at) }}
+    {{ clv_customer_summary('calibration_orders') }}
 ),
 
 holdout_orders as (
     select
-        customer_id,
+        orders.customer_id,
         count(*) as holdout_order_count
     from orders
+    cross join periods
     where
-        is_completed
-        and ordered_at >= {{ cutoff_at }}
-        and ordered_at < {{ period_end_at }}
-    group by customer_id
+        orders.is_completed
+        and orders.ordered_at >= periods.cutoff_at
+        and orders.ordered_at < periods.period_end_at
+    group by orders.customer_id
 ),
 
 final as (

@@ -7,11 +7,15 @@
 with
 
 order_lines as (
-    select * from {{ ref('order_lines') }}
+    select * from {{ ref('int_order_lines_priced') }}
 ),
 
 products as (
-    select * from {{ ref('products') }}
+    select * from {{ ref('stg_retail__products') }}
+),
+
+as_of as (
+    select * from {{ ref('int_as_of_date') }}
 ),
 
 final as (
@@ -26,9 +30,10 @@ final as (
     from order_lines
     inner join products
         on order_lines.product_id = products.product_id
+    cross join as_of
     where
         order_lines.line_type = 'sale'
-        and order_lines.order_date <= {{ as_of_date() }}
+        and order_lines.order_date <= as_of.as_of_date
 )
 
 select * from final

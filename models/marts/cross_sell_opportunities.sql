@@ -41,6 +41,10 @@ clv_predictions as (
     select * from {{ ref('int_customers_clv_predicted') }}
 ),
 
+as_of as (
+    select * from {{ ref('int_as_of_date') }}
+),
+
 owned_categories as (
     select distinct
         customer_id,
@@ -142,20 +146,22 @@ ranked as (
 
 final as (
     select
-        customer_id,
-        opportunity_rank,
-        {{ as_of_date() }} as as_of_date,
-        category,
-        cast(opportunity_score as double) as opportunity_score,
-        cast(take_up_probability as double) as take_up_probability,
-        cast(probability_alive as double) as probability_alive,
-        evidence_category,
-        cast(evidence_confidence as double) as evidence_confidence,
-        cast(evidence_lift as double) as evidence_lift,
-        cast(category_revenue_per_order as decimal(18, 4)) as category_revenue_per_order,
-        cast(expected_revenue as decimal(18, 4)) as expected_revenue
+        ranked.customer_id,
+        ranked.opportunity_rank,
+        as_of.as_of_date,
+        ranked.category,
+        cast(ranked.opportunity_score as double) as opportunity_score,
+        cast(ranked.take_up_probability as double) as take_up_probability,
+        cast(ranked.probability_alive as double) as probability_alive,
+        ranked.evidence_category,
+        cast(ranked.evidence_confidence as double) as evidence_confidence,
+        cast(ranked.evidence_lift as double) as evidence_lift,
+        cast(ranked.category_revenue_per_order as decimal(18, 4))
+            as category_revenue_per_order,
+        cast(ranked.expected_revenue as decimal(18, 4)) as expected_revenue
     from ranked
-    where opportunity_rank <= {{ top_n }}
+    cross join as_of
+    where ranked.opportunity_rank <= {{ top_n }}
 )
 
 select * from final

@@ -16,6 +16,10 @@ customers as (
     select * from {{ ref('customers') }}
 ),
 
+as_of as (
+    select * from {{ ref('int_as_of_date') }}
+),
+
 clv_inputs as (
     select * from {{ ref('int_customers_clv_summarised') }}
 ),
@@ -48,11 +52,11 @@ purchased_categories as (
 joined as (
     select
         customers.customer_id,
-        {{ as_of_date() }} as as_of_date,
+        as_of.as_of_date,
         customers.lifetime_order_count as order_count,
         customers.first_order_date,
         customers.last_order_date,
-        {{ as_of_date() }} - customers.first_order_date as tenure_days,
+        as_of.as_of_date - customers.first_order_date as tenure_days,
         customers.recency_days,
         customers.lifetime_net_revenue as historical_clv,
         coalesce(purchased_categories.purchased_category_count, 0) as purchased_category_count,
@@ -75,6 +79,7 @@ joined as (
         end as cross_sell_opportunity_score,
         top_opportunities.expected_revenue as top_cross_sell_expected_revenue
     from customers
+    cross join as_of
     cross join model_runs
     left join clv_inputs
         on customers.customer_id = clv_inputs.customer_id

@@ -1,6 +1,7 @@
 {#
-    One row per customer: who they are (pseudonymised; no raw personal data), and what
-    they bought up to as_of_date (lifetime orders and net spend, RFM scores, segment).
+    One row per customer: who they are (pseudonymised; no raw personal data; the age
+    band on as_of_date from int_customers_age_grouped), and what they bought up to
+    as_of_date (lifetime orders and net spend, RFM scores, segment).
 
     RFM scores run from 1 (worst) to 5 (best) among customers with at least one
     completed order: score = ceil(5 * n_le / n), where n is the number of such
@@ -16,14 +17,34 @@ customers as (
     select * from {{ ref('stg_retail__customers') }}
 ),
 
+age_groups as (
+    select * from {{ ref('int_customers_age_grouped') }}
+),
+
+as_of as (
+    select * from {{ ref('int_as_of_date') }}
+),
+
 orders as (
     select * from {{ ref('orders') }}
-    where order_date <= {{ as_of_date() }}
 ),
 
 order_lines as (
     select * from {{ ref('order_lines') }}
-    where order_date <= {{ as_of_date() }}
+),
+
+orders_to_date as (
+    select orders.*
+    from orders
+    cross join as_of
+    where orders.order_date <= as_of.as_of_date
+),
+
+order_lines_to_date as (
+    select order_lines.*
+    from order_lines
+    cross join as_of
+    where order_lines.order_date <= as_of.as_of_date
 ),
 
 completed_orders_per_customer as (
@@ -32,7 +53,7 @@ completed_orders_per_customer as (
         count(*) as lifetime_order_count,
         min(order_date) as first_order_date,
         max(order_date) as last_order_date
-    from orders
+    from orders_to_date
     where is_completed
     group by customer_id
 ),
@@ -41,7 +62,7 @@ net_revenue_per_customer as (
     select
         customer_id,
         sum(net_revenue) as lifetime_net_revenue
-    from order_lines
+    from order_lines_to_date
     group by customer_id
 ),
 
@@ -50,10 +71,11 @@ rfm_inputs as (
         completed_orders_per_customer.*,
         coalesce(net_revenue_per_customer.lifetime_net_revenue, 0)
             as lifetime_net_revenue,
-        {{ as_of_date() }} - completed_orders_per_customer.last_order_date
+        as_of.as_of_date - completed_orders_per_customer.last_order_date
             as recency_days,
         count(*) over () as buyers
     from completed_orders_per_customer
+    cross join as_of
     left join net_revenue_per_customer
         on completed_orders_per_customer.customer_id = net_revenue_per_customer.customer_id
 ),
@@ -76,7 +98,7 @@ final as (
         customers.email_sha256,
         customers.phone_masked,
         customers.birth_year,
-        customers.age_group,
+        age_groups.age_group,
         customers.gender,
         customers.country_code,
         customers.country_name,
@@ -106,6 +128,8 @@ final as (
             else 'hibernating'
         end as rfm_segment
     from customers
+    left join age_groups
+        on customers.customer_id = age_groups.customer_id
     left join rfm_inputs
         on customers.customer_id = rfm_inputs.customer_id
     left join rfm_scored

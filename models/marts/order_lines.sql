@@ -1,20 +1,18 @@
 {#
     One row per clean order-line event with its net revenue, the unit every money
-    figure of the product is built from:
-      sale          quantity * unit_price * (1 - discount)
-      return        the same amount, negative
-      cancellation  0 (a cancelled order earns nothing and is not an order)
+    figure of the product is built from. The calculation is int_order_lines_priced's;
+    this mart publishes it under its contract.
 #}
 
 with
 
-purchase_lines as (
-    select * from {{ ref('stg_retail__purchase_lines') }}
+order_lines as (
+    select * from {{ ref('int_order_lines_priced') }}
 ),
 
 final as (
     select
-        order_id || '-' || line_number as order_line_id,
+        order_line_id,
         order_id,
         line_number,
         customer_id,
@@ -25,17 +23,10 @@ final as (
         discount,
         channel,
         ordered_at,
-        cast(ordered_at as date) as order_date,
-        cast(quantity * unit_price as decimal(18, 2)) as gross_amount,
-        cast(
-            case line_type
-                when 'sale' then quantity * unit_price * (1 - discount)
-                when 'return' then -quantity * unit_price * (1 - discount)
-                else 0
-            end
-            as decimal(18, 4)
-        ) as net_revenue
-    from purchase_lines
+        order_date,
+        gross_amount,
+        net_revenue
+    from order_lines
 )
 
 select * from final

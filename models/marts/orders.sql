@@ -1,83 +1,33 @@
 {#
-    One row per order id seen in order_lines. Status:
-      completed    at least one sale line (returns, later lines of the order, reduce
-                   its net revenue);
-      cancelled    only lines of a cancelled order (net revenue 0; not an order in
-                   order_count);
-      return_only  only return lines: the original sale was quarantined in staging, so
-                   the refund still counts against revenue but the order does not.
-    The order's time, customer and channel are those of its first sale or cancelled
-    line, or of its first return when it has no other line.
+    One row per order: when, who, which channel, its status and its sales, refunds and
+    net revenue. The calculation is int_order_lines_aggregated_to_orders's; this mart
+    publishes it under its contract.
 #}
 
 with
 
-order_lines as (
-    select * from {{ ref('order_lines') }}
-),
-
-placed_lines as (
-    select
-        *,
-        row_number() over (
-            partition by order_id
-            order by line_type = 'return', ordered_at, line_number
-        ) as placement_rank
-    from order_lines
-),
-
-first_lines as (
-    select
-        order_id,
-        customer_id,
-        channel,
-        ordered_at
-    from placed_lines
-    where placement_rank = 1
-),
-
-order_totals as (
-    select
-        order_id,
-        count(*) filter (where line_type = 'sale') as sale_line_count,
-        count(*) filter (where line_type = 'return') as return_line_count,
-        count(*) filter (where line_type = 'cancellation') as cancelled_line_count,
-        cast(coalesce(sum(quantity) filter (where line_type = 'sale'), 0) as bigint)
-            as units_sold,
-        cast(coalesce(sum(quantity) filter (where line_type = 'return'), 0) as bigint)
-            as units_returned,
-        coalesce(sum(net_revenue) filter (where line_type = 'sale'), 0) as sales_revenue,
-        coalesce(-sum(net_revenue) filter (where line_type = 'return'), 0)
-            as returned_revenue,
-        sum(net_revenue) as net_revenue
-    from order_lines
-    group by order_id
+orders as (
+    select * from {{ ref('int_order_lines_aggregated_to_orders') }}
 ),
 
 final as (
     select
-        first_lines.order_id,
-        first_lines.customer_id,
-        first_lines.channel,
-        first_lines.ordered_at,
-        cast(first_lines.ordered_at as date) as order_date,
-        order_totals.sale_line_count > 0 as is_completed,
-        case
-            when order_totals.sale_line_count > 0 then 'completed'
-            when order_totals.cancelled_line_count > 0 then 'cancelled'
-            else 'return_only'
-        end as order_status,
-        order_totals.sale_line_count,
-        order_totals.return_line_count,
-        order_totals.cancelled_line_count,
-        order_totals.units_sold,
-        order_totals.units_returned,
-        cast(order_totals.sales_revenue as decimal(18, 4)) as sales_revenue,
-        cast(order_totals.returned_revenue as decimal(18, 4)) as returned_revenue,
-        cast(order_totals.net_revenue as decimal(18, 4)) as net_revenue
-    from first_lines
-    inner join order_totals
-        on first_lines.order_id = order_totals.order_id
+        order_id,
+        customer_id,
+        channel,
+        ordered_at,
+        order_date,
+        is_completed,
+        order_status,
+        sale_line_count,
+        return_line_count,
+        cancelled_line_count,
+        units_sold,
+        units_returned,
+        sales_revenue,
+        returned_revenue,
+        net_revenue
+    from orders
 )
 
 select * from final

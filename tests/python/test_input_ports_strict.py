@@ -131,7 +131,7 @@ def strict_build(tmp_path_factory, small_raw_dir):
     )
     result = run_dbt(
         [
-            *("build", "--select", "+order_lines", "+stg_retail__row_reconciliation"),
+            *("build", "--select", "+order_lines", "+row_reconciliation"),
             *("--indirect-selection", "cautious"),
         ],
         tmp / "work",
@@ -196,7 +196,7 @@ def test_every_file_under_a_table_folder_is_read_and_reconciled(strict_build):
     rows = _query(
         strict_build.database,
         "select source_table, raw_row_count, clean_row_count, rejected_row_count,"
-        " duplicate_row_count, is_reconciled from stg_retail__row_reconciliation order by 1",
+        " duplicate_row_count, is_reconciled from main_audit.row_reconciliation order by 1",
     )
     assert rows == [
         ("customer_info", 10, 6, 2, 2, True),

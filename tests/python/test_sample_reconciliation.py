@@ -58,7 +58,7 @@ def _flaw(truth, name) -> int:
 
 def test_raw_counts_equal_csv_lines_and_truth(sample_db, truth):
     rows = dict(
-        _query(sample_db, "select source_table, raw_row_count from stg_retail__row_reconciliation")
+        _query(sample_db, "select source_table, raw_row_count from main_audit.row_reconciliation")
     )
     for table in ("customer_info", "product", "purchase"):
         with (SEEDS / f"{table}.csv").open(newline="") as handle:
@@ -69,7 +69,7 @@ def test_raw_counts_equal_csv_lines_and_truth(sample_db, truth):
 def test_every_raw_row_is_accounted_for(sample_db):
     rows = _query(
         sample_db,
-        "select source_table, is_reconciled from stg_retail__row_reconciliation order by 1",
+        "select source_table, is_reconciled from main_audit.row_reconciliation order by 1",
     )
     assert rows == [("customer_info", True), ("product", True), ("purchase", True)]
 
@@ -97,7 +97,7 @@ def test_duplicates_match_planted_flaws(sample_db, truth):
         for table, exact, superseded in _query(
             sample_db,
             "select source_table, exact_duplicate_row_count, superseded_row_count"
-            " from stg_retail__row_reconciliation",
+            " from main_audit.row_reconciliation",
         )
     }
     assert rows["customer_info"] == (

@@ -1,6 +1,8 @@
 {#
     Raw personal data of current customers, for the data-stewardship group only
-    (access: private). Nothing downstream of staging may select from it.
+    (access: private). Nothing outside that group may select from it; its one reader
+    downstream, int_customers_age_grouped (data stewardship too), keeps only the age
+    band of the birth date.
 #}
 
 with

@@ -1,7 +1,8 @@
 {#
     Current customers without raw personal data: the pseudonymised forms marts may
-    carry (keyed HMAC of the email, masked phone, birth year, age group). Raw PII stays in
-    stg_retail__customer_pii.
+    carry (keyed HMAC of the email, masked phone, birth year). Raw PII stays in
+    stg_retail__customer_pii. The age group depends on as_of_date, so it is business
+    logic and lives in int_customers_age_grouped, not here.
 
     A table, not a view like the other stg_ models: hashing every email is the costly
     part, and 20 data tests plus the customers mart read this model. As a view each of
@@ -29,10 +30,6 @@ renamed as (
         case
             when has_valid_birth_date then extract(year from birth_date_parsed)
         end as birth_year,
-        {{ age_group(age_in_years(
-            "case when has_valid_birth_date then birth_date_parsed end",
-            as_of_date()
-        )) }} as age_group,
         has_valid_birth_date,
         case
             when gender_key in ('female', 'f', 'woman') then 'female'

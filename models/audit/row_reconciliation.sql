@@ -2,7 +2,12 @@
     Proof that nothing is lost: for each raw table, the rows read from the input equal
     the clean rows plus the rejected rows plus the removed duplicates. Each count comes
     from a different model, so a row dropped anywhere on the way breaks the equation
-    (tested in _retail__models.yml).
+    (tested in row_reconciliation.yml).
+
+    Audit material, not staging: it reads the raw input, the base models, the clean
+    staging models and the quarantine, and nothing in the product reads it but the data
+    stewards and the quality gate. So it sits in models/audit/ and schema main_audit,
+    beside the build record and the stored test failures.
 
     A table (three rows): as a view, each of its tests would re-count the raw input.
 #}
