@@ -22,8 +22,8 @@ endif
 # independent jobs: `make -j2 run` must not publish what is still being built.
 .NOTPARALLEL:
 
-.PHONY: help venv run build summary clv test lint lint-python lint-sql dbt-test pytest \
-	docs sample clean clean-venv gate publish publications
+.PHONY: help venv run build summary clv test lint lint-python lint-types lint-sql dbt-test \
+	pytest docs sample slo-schema clean clean-venv gate publish publications
 
 # The data contract tools (datacontract-cli, dataproduct-cli) in their own environment.
 include make/contracts.mk
@@ -77,11 +77,14 @@ publications: $(STAMP)  ## list the kept publications (roll back: retail-xsell p
 
 test: lint dbt-test gate contracts-lint pytest  ## lint and run every test, the SLO gate and the contract lint on the sample (what CI runs)
 
-lint: lint-python lint-sql  ## ruff and sqlfluff
+lint: lint-python lint-types lint-sql  ## ruff, mypy and sqlfluff
 
 lint-python: $(STAMP)
 	$(BIN)/ruff check src scripts tests/python models
 	$(BIN)/ruff format --check src scripts tests/python models
+
+lint-types: $(STAMP)  ## mypy over the package and scripts ([tool.mypy] in pyproject.toml)
+	$(BIN)/mypy
 
 lint-sql: $(STAMP) | build/
 	$(BIN)/sqlfluff lint models --disable-progress-bar --nocolor
@@ -111,6 +114,9 @@ docs: $(STAMP) | build/  ## generate the docs site and serve the catalogue on ht
 
 sample: $(STAMP)  ## regenerate the committed sample in seeds/ (byte for byte)
 	$(BIN)/python scripts/generate_raw_data.py sample
+
+slo-schema: $(STAMP)  ## regenerate docs/slos.schema.json from the SLO model (a test checks it)
+	@$(BIN)/python -c "from retail_xsell.quality import write_json_schema; print(write_json_schema())"
 
 clean:  ## remove build outputs (databases, publications, target/, logs/)
 	rm -rf build/*.duckdb build/*.duckdb.wal build/slo build/published build/docs-site build/contracts target logs

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from retail_xsell import settings
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def run_measured(command: list[str], env: dict[str, str] | None = None) -> Measu
         [sys.executable, "-c", _MEASURE, *command],
         stdout=subprocess.PIPE,
         env=env,
-        cwd=PROJECT_DIR,
+        cwd=settings.project_dir(),
         check=True,
         text=True,
     )
@@ -93,7 +93,7 @@ def benchmark_build(purchase_lines: int, data_dir: Path, work_dir: Path) -> str:
             raise RuntimeError(f"the generator failed for {purchase_lines:,} lines")
     actual_lines = json.loads((raw / "truth.json").read_text())["row_counts"]["purchase"]
     target = work_dir / "target"
-    env = {**os.environ, "RETAIL_XSELL_DUCKDB_PATH": str(work_dir / "bench.duckdb")}
+    env = {**os.environ, settings.DATABASE_ENV: str(work_dir / "bench.duckdb")}
     vars_json = json.dumps({"raw_input_format": "parquet", "raw_input_path": str(raw)})
     dbt = str(Path(python).parent / "dbt")
     build = run_measured(
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=PROJECT_DIR / "data" / "generated",
+        default=settings.generated_data_dir(),
         help="where generated inputs are kept and reused (default data/generated)",
     )
     args = parser.parse_args(argv)

@@ -14,118 +14,21 @@ they come from is shared and noisy.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import math
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from retail_xsell.semantic import MetricQueryResult, SemanticLayer
+import duckdb
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class MetricQuery:
-    """One representative query: what it asks, and why it is in the benchmark."""
-
-    label: str
-    metrics: tuple[str, ...] = ()
-    group_by: tuple[str, ...] = ()
-    saved_query: str | None = None
-
-    def bind(self, layer: SemanticLayer) -> Callable[[], MetricQueryResult]:
-        """A no-argument call that runs this query on `layer` (for timing)."""
-        if self.saved_query:
-            return lambda: layer.query_saved(self.saved_query)
-        return lambda: layer.query(list(self.metrics), list(self.group_by))
-
-
-#: Chosen to cover the shapes of query consumers run: a single customer-level average,
-#: a join to the customer dimension, a time series, a join to products, a ratio metric,
-#: and a saved query with four metrics of three semantic models.
-QUERIES: tuple[MetricQuery, ...] = (
-    MetricQuery("clv", ("clv",)),
-    MetricQuery("clv by region", ("clv", "historical_clv", "predicted_clv"), ("customer__region",)),
-    MetricQuery(
-        "total_spend, order_count by month", ("total_spend", "order_count"), ("metric_time__month",)
-    ),
-    MetricQuery("total_spend by product category", ("total_spend",), ("product__category",)),
-    MetricQuery(
-        "purchase_frequency by RFM segment", ("purchase_frequency",), ("customer__rfm_segment",)
-    ),
-    MetricQuery("saved query executive_monthly_kpis", saved_query="executive_monthly_kpis"),
-)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation between closest ranks.
-
-    The same definition as numpy's default and Python's
-    ``statistics.quantiles(method="inclusive")``, written out because the project does
-    not depend on numpy for this and ``statistics.quantiles`` needs two values or more.
-    """
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= q <= 100:
-        raise ValueError(f"q must lie in [0, 100]; got {q}")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    lower = math.floor(position)
-    upper = math.ceil(position)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Seconds of the first call and of the repeats that followed it.
-
-    ``sql_repeats`` times the SQL MetricFlow generated, run alone on DuckDB: the rest
-    of a query's time is MetricFlow planning, which does not grow with the data.
-    """
-
-    first: float
-    repeats: tuple[float, ...] = field(default_factory=tuple)
-    sql_repeats: tuple[float, ...] = field(default_factory=tuple)
-
-    @property
-    def median(self) -> float:
-        return percentile(self.repeats, 50)
-
-    @property
-    def p95(self) -> float:
-        return percentile(self.repeats, 95)
-
-    @property
-    def sql_median(self) -> float | None:
-        return percentile(self.sql_repeats, 50) if self.sql_repeats else None
-
-    @classmethod
-    def pooled(cls, timings: Sequence[Timing]) -> Timing:
-        """Every warm repeat of several timings as one: its p95 is the p95 over all of
-        them (the first, cold calls are left out, as in each timing)."""
-        return cls(
-            first=max((t.first for t in timings), default=0.0),
-            repeats=tuple(sample for t in timings for sample in t.repeats),
-        )
-
-
-def time_calls(call: Callable[[], object], repeats: int) -> Timing:
-    """Time ``call`` once (first call), then ``repeats`` more times (warm)."""
-    if repeats < 1:
-        raise ValueError("repeats must be at least 1")
-    samples = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return Timing(samples[0], tuple(samples[1:]))
+from retail_xsell import settings
+from retail_xsell.metric_queries import QUERIES, MetricQuery, Timing, percentile, time_calls
+from retail_xsell.ports import quote_identifier, sql_string
 
 
 def manifest_catalog(target_path: Path) -> str:
@@ -142,8 +45,6 @@ def measure_in_process(
 ) -> tuple[float, list[tuple[MetricQuery, Timing]]]:
     """Open the semantic layer (timed) and time every query in :data:`QUERIES`, then
     time each query's generated SQL alone on a fresh read-only DuckDB connection."""
-    import duckdb
-
     from retail_xsell.semantic import SemanticLayer  # MetricFlow import: only when measuring
 
     start = time.perf_counter()
@@ -156,17 +57,21 @@ def measure_in_process(
             measured.append((query, time_calls(call, repeats), call().sql))
     # The layer is closed first: one process should not attach the file twice.
     connection = duckdb.connect(":memory:")
-    escaped_path = str(database).replace("'", "''")
-    catalog = manifest_catalog(target_path).replace('"', '""')
-    connection.execute(f"attach '{escaped_path}' as \"{catalog}\" (read_only)")
+    catalog = quote_identifier(manifest_catalog(target_path))
+    connection.execute(f"attach {sql_string(str(database))} as {catalog} (read_only)")
     results = []
     try:
         for query, timing, sql in measured:
-            sql_timing = time_calls(lambda sql=sql: connection.execute(sql).fetchall(), repeats)
+            run_sql = functools.partial(_fetch_all, connection, sql)
+            sql_timing = time_calls(run_sql, repeats)
             results.append((query, Timing(timing.first, timing.repeats, sql_timing.repeats)))
     finally:
         connection.close()
     return open_seconds, results
+
+
+def _fetch_all(connection: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
+    return connection.execute(sql).fetchall()
 
 
 def measure_mf_cli(
@@ -183,7 +88,7 @@ def measure_mf_cli(
     env = {
         **os.environ,
         "DBT_PROFILES_DIR": str(project_dir),
-        "RETAIL_XSELL_DUCKDB_PATH": str(database),
+        settings.DATABASE_ENV: str(database),
     }
     command = [str(mf), "query", "--metrics", ",".join(metrics)]
     samples = []
@@ -248,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             "through `mf query` (cold) on a built database; prints a Markdown report."
         ),
     )
-    parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR)
+    parser.add_argument("--project-dir", type=Path, default=settings.project_dir())
     parser.add_argument(
         "--target-path",
         type=Path,
@@ -264,11 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cli-repeats", type=int, default=5, help="`mf query` runs (0: skip)")
     args = parser.parse_args(argv)
 
-    from retail_xsell.warehouse import database_path
-
     project_dir = args.project_dir.resolve()
-    target_path = (args.target_path or project_dir / "target").resolve()
-    database = (args.database or database_path(project_dir)).resolve()
+    target_path = (args.target_path or settings.target_path(project_dir)).resolve()
+    database = (args.database or settings.database_path(project_dir)).resolve()
     if args.repeats < 1 or args.cli_repeats < 0:
         print("error: --repeats must be at least 1 and --cli-repeats at least 0", file=sys.stderr)
         return 2
@@ -276,10 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no database at {database}; run `dbt build` first", file=sys.stderr)
         return 1
     if args.cli_repeats:
-        catalog = manifest_catalog(project_dir / "target")
+        # mf reads the project's own target/, whatever --target-path says.
+        mf_target = settings.target_path(project_dir)
+        catalog = manifest_catalog(mf_target)
         if catalog != database.stem:
             print(
-                f"error: {project_dir / 'target' / 'semantic_manifest.json'} was written for a "
+                f"error: {mf_target / 'semantic_manifest.json'} was written for a "
                 f"database named {catalog!r}, but the database file is {database.name!r}; "
                 "mf can only query a file of that name. Name the file "
                 f"{catalog}.duckdb, or pass --cli-repeats 0.",

@@ -1,122 +1,167 @@
-"""`retail-xsell`: the package's command line, one subcommand per job."""
+"""`retail-xsell`: the package's command line, one subcommand per job.
+
+Every subcommand is defined by the module that owns it, as ``register(subcommands)``
+(:mod:`retail_xsell.commandline`); :func:`build_parser` calls one per subcommand, so a
+new one (the API's ``serve``, ``token``, ``audit``) is one more line there. This module
+owns the three commands of the publication's life cycle that have no package of their
+own: ``summary``, ``publish`` and ``publications``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 
+from retail_xsell import contracts, settings
+from retail_xsell.commandline import (
+    PUBLISHED_HELP,
+    CommandParser,
+    Subcommands,
+    UsageError,
+    add_build_options,
+    add_command,
+    build_locations,
+    shown,
+)
+from retail_xsell.generator import cli as generator_cli
+from retail_xsell.publications import (
+    describe_last_publication,
+    list_publications,
+    publications_dir,
+)
+from retail_xsell.publish import PublishRefusedError, publish, rollback
+from retail_xsell.quality import cli as quality_cli
 from retail_xsell.summary import NotBuiltError, render_summary
-from retail_xsell.warehouse import database_path
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["contracts"]:
-        # The contract generator owns its argument parsing too (docs/contracts.md).
-        from retail_xsell.contracts import main_contracts
-
-        return main_contracts(argv[1:])
-    if argv[:1] == ["generate"]:
-        # The generator owns its own argument parsing (and its error messages).
-        from retail_xsell.generator.cli import main as generate_main
-
-        return generate_main(argv[1:])
-
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    """The whole command tree."""
+    parser = CommandParser(
         prog="retail-xsell",
         description="Retail cross-sell data product tools.",
         epilog="`retail-xsell generate --help` describes the raw data generator, "
         "`retail-xsell contracts --help` the contract generator.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("generate", help="generate raw retail data (sample or scale mode)")
-    commands.add_parser(
-        "contracts", help="write the ODCS contracts and the ODPS manifest from target/"
-    )
-    summary = commands.add_parser("summary", help="summarise the last dbt build")
-    summary.add_argument("--database", help="DuckDB file (default: the one profiles.yml uses)")
-    for name, text in (
-        ("gate", "evaluate the SLOs in slos.yml on the last build; exit 1 on a blocking breach"),
-        ("publish", "publish the working database after a passing gate (write-audit-publish)"),
-    ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument(
-            "--database", help="working DuckDB file (default: the one profiles.yml uses)"
-        )
-        command.add_argument(
-            "--published",
-            help="published DuckDB file (default: RETAIL_XSELL_PUBLISHED_PATH or "
-            "build/published/retail_xsell.duckdb)",
-        )
-        command.add_argument(
-            "--report-dir", help="where report.json/.md live (default: build/slo/<database>)"
-        )
-        command.add_argument(
-            "--target-path",
-            help="dbt artifacts folder (default: target; publish: the copy the gate kept)",
-        )
-        if name == "gate":
-            command.add_argument("--slo-file", help="SLO declarations (default: slos.yml)")
-            command.add_argument(
-                "--new-baseline",
-                metavar="REASON",
-                help="do not compare volume with the last publication this time (a new "
-                "data set at the same input path); the reason is recorded in the report",
-            )
-    publications = commands.add_parser(
-        "publications", help="list the kept publications, or roll consumers back to one"
-    )
-    publications.add_argument(
-        "--published",
-        help="published DuckDB file (default: RETAIL_XSELL_PUBLISHED_PATH or "
-        "build/published/retail_xsell.duckdb)",
-    )
-    publications.add_argument(
-        "--rollback", metavar="PUBLICATION_ID", help="make this kept publication current"
-    )
-    summary.add_argument(
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # One line per subcommand, in the order `retail-xsell --help` lists them.
+    generator_cli.register(subcommands)
+    contracts.register(subcommands)
+    register_summary(subcommands)
+    quality_cli.register(subcommands)
+    register_publish(subcommands)
+    register_publications(subcommands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args.handler(args)
+    except UsageError as exc:  # a bad argument of generate, or a bad setting
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+# --- summary -------------------------------------------------------------------------
+
+
+def register_summary(subcommands: Subcommands) -> None:
+    parser = add_command(subcommands, "summary", _summary, help="summarise the last dbt build")
+    parser.add_argument("--database", help="DuckDB file (default: the one profiles.yml uses)")
+    parser.add_argument(
         "--working",
         help="working DuckDB file, for the data stewards' part (reconciliation, quarantine)",
     )
-    args = parser.parse_args(argv)
-    if args.command in ("gate", "publish"):
-        return _gate_or_publish(args)
-    if args.command == "publications":
-        return _publications(args)
+    parser.add_argument(
+        "--target-path",
+        help="dbt artifacts folder whose semantic manifest answers the metrics of a working "
+        "database (default: target; a publication carries its own)",
+    )
 
-    if args.command == "summary":
-        try:
-            database = database_path() if args.database is None else Path(args.database)
-            working = Path(args.working) if args.working else None
-            print(render_summary(database, working))
-        except (NotBuiltError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+
+def _summary(args: argparse.Namespace) -> int:
+    try:
+        database = settings.database_path() if args.database is None else Path(args.database)
+        working = Path(args.working) if args.working else None
+        target_path = Path(args.target_path) if args.target_path else None
+        print(render_summary(database, working, target_path))
+    except (NotBuiltError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
-def _shown(path: Path) -> str:
-    """A path as the user would type it: relative to the current folder when inside it."""
+# --- publish and publications --------------------------------------------------------
+
+
+def register_publish(subcommands: Subcommands) -> None:
+    parser = add_command(
+        subcommands,
+        "publish",
+        _publish,
+        help="publish the working database after a passing gate (write-audit-publish)",
+    )
+    add_build_options(parser)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    """Publish after a passing gate; on failure, name the last good publication."""
+    where = build_locations(args)
+    report_file = where.report_dir / "report.json"
+    if not report_file.is_file():
+        print(
+            f"publish refused: no gate report at {report_file}; run the gate first", file=sys.stderr
+        )
+        print(describe_last_publication(where.published), file=sys.stderr)
+        return 1
+    target_path = Path(args.target_path) if args.target_path else None
     try:
-        return str(path.absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+        publication = publish(
+            where.database, where.published, json.loads(report_file.read_text()), target_path
+        )
+    except PublishRefusedError as exc:
+        print(f"publish refused: {exc}", file=sys.stderr)
+        print(describe_last_publication(where.published), file=sys.stderr)
+        return 1
+    except (OSError, duckdb.Error) as exc:
+        # A read-only folder, a full disk, a file someone holds: nothing was switched.
+        print(f"publish failed: {exc}", file=sys.stderr)
+        print(describe_last_publication(where.published), file=sys.stderr)
+        return 1
+    current = shown(publication.path.parent / "current")
+    print(
+        f"Published publication {publication.publication_id[:8]} "
+        f"({publication.published_at:%Y-%m-%d %H:%M:%S} UTC): the output ports of "
+        f"{shown(where.database)}.\n"
+        f"  DuckDB     {shown(publication.path)}\n"
+        f"  Parquet    {current}/parquet/\n"
+        f"  contracts  {current}/contracts/, {current}/dataproduct.yaml\n"
+        f"  snapshot   {shown(publication.folder)}/"
+    )
+    return 0
+
+
+def register_publications(subcommands: Subcommands) -> None:
+    parser = add_command(
+        subcommands,
+        "publications",
+        _publications,
+        help="list the kept publications, or roll consumers back to one",
+    )
+    parser.add_argument("--published", help=PUBLISHED_HELP)
+    parser.add_argument(
+        "--rollback", metavar="PUBLICATION_ID", help="make this kept publication current"
+    )
 
 
 def _publications(args: argparse.Namespace) -> int:
-    from retail_xsell.publish import (
-        PublishRefusedError,
-        list_publications,
-        publications_dir,
-        published_path,
-        rollback,
-    )
-
-    published = Path(args.published) if args.published else published_path()
+    published = Path(args.published) if args.published else settings.published_path()
     if args.rollback:
         try:
             folder = rollback(published, args.rollback)
@@ -127,9 +172,9 @@ def _publications(args: argparse.Namespace) -> int:
         return 0
     kept = list_publications(published)
     if not kept:
-        print(f"No publications under {_shown(publications_dir(published))} yet.")
+        print(f"No publications under {shown(publications_dir(published))} yet.")
         return 0
-    print(f"Publications kept under {_shown(publications_dir(published))} (newest first):")
+    print(f"Publications kept under {shown(publications_dir(published))} (newest first):")
     for record in kept:
         mark = "*" if record["is_current"] else " "
         print(
@@ -137,97 +182,6 @@ def _publications(args: argparse.Namespace) -> int:
             f"commit {record['git_commit']}  {Path(record['folder']).name}"
         )
     print("* = current. Roll back with: retail-xsell publications --rollback ID")
-    return 0
-
-
-def _gate_or_publish(args: argparse.Namespace) -> int:
-    """Run the gate or the publish step; both name the last good publication on failure."""
-    from retail_xsell.publish import (
-        PublishRefusedError,
-        describe_last_publication,
-        publish,
-        published_path,
-    )
-    from retail_xsell.slo import (
-        GateSetupError,
-        default_report_dir,
-        failure_messages,
-        result_from_dict,
-        run_gate,
-    )
-
-    try:
-        database = database_path() if args.database is None else Path(args.database)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    published = Path(args.published) if args.published else published_path()
-    report_dir = Path(args.report_dir) if args.report_dir else default_report_dir(database)
-
-    if args.command == "gate":
-        target_path = Path(args.target_path) if args.target_path else Path.cwd() / "target"
-        try:
-            report = run_gate(
-                database,
-                target_path,
-                published,
-                report_dir,
-                Path(args.slo_file) if args.slo_file else None,
-                new_baseline=(args.new_baseline or "").strip() or None,
-            )
-        except GateSetupError as exc:
-            print(f"gate error: {exc}", file=sys.stderr)
-            print(describe_last_publication(published), file=sys.stderr)
-            return 2
-        for slo in map(result_from_dict, report["slos"]):
-            flag = ""
-            if slo.status in ("breach", "error"):
-                flag = "  <- BLOCKING" if slo.blocking else "  <- warning"
-            print(
-                f"  {slo.status:<12}{slo.name:<28}{slo.measured_text:>16}  "
-                f"(target {slo.target_text}){flag}"
-            )
-        print(f"Report: {report_dir / 'report.md'} (JSON: {report_dir / 'report.json'})")
-        if report["warnings"]:
-            print(f"Warnings (not blocking): {', '.join(report['warnings'])}")
-        if not report["passed"]:
-            print("Gate FAILED:", file=sys.stderr)
-            for line in failure_messages(report):
-                print(f"  {line}", file=sys.stderr)
-            print(describe_last_publication(published), file=sys.stderr)
-            return 1
-        print("Gate passed: the working database may be published (retail-xsell publish).")
-        return 0
-
-    report_file = report_dir / "report.json"
-    if not report_file.is_file():
-        print(
-            f"publish refused: no gate report at {report_file}; run the gate first", file=sys.stderr
-        )
-        print(describe_last_publication(published), file=sys.stderr)
-        return 1
-    target_path = Path(args.target_path) if args.target_path else None
-    try:
-        publication = publish(database, published, json.loads(report_file.read_text()), target_path)
-    except PublishRefusedError as exc:
-        print(f"publish refused: {exc}", file=sys.stderr)
-        print(describe_last_publication(published), file=sys.stderr)
-        return 1
-    except (OSError, duckdb.Error) as exc:
-        # A read-only folder, a full disk, a file someone holds: nothing was switched.
-        print(f"publish failed: {exc}", file=sys.stderr)
-        print(describe_last_publication(published), file=sys.stderr)
-        return 1
-    current = _shown(publication.path.parent / "current")
-    print(
-        f"Published publication {publication.publication_id[:8]} "
-        f"({publication.published_at:%Y-%m-%d %H:%M:%S} UTC): the output ports of "
-        f"{_shown(database)}.\n"
-        f"  DuckDB     {_shown(publication.path)}\n"
-        f"  Parquet    {current}/parquet/\n"
-        f"  contracts  {current}/contracts/, {current}/dataproduct.yaml\n"
-        f"  snapshot   {_shown(publication.folder)}/"
-    )
     return 0
 
 

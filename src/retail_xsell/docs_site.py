@@ -24,6 +24,8 @@ import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from retail_xsell import settings
+
 #: What the dbt docs site loads, all required: `dbt docs generate` writes them.
 SITE_FILES = ("index.html", "manifest.json", "catalog.json")
 #: Pages the overview links to, copied when present.
@@ -110,6 +112,8 @@ def serve(out: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
     for people on this machine; put a proper web server in front to share it."""
     with make_server(out, host, port) as server:
         address, bound = server.server_address[:2]
+        if isinstance(address, bytes):
+            address = address.decode()
         print(f"Serving the docs site from {out} on http://{address}:{bound} (Ctrl+C stops)")
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
@@ -117,8 +121,10 @@ def serve(out: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", type=Path, default=Path("target"), help="dbt target folder")
-    parser.add_argument("--out", type=Path, default=Path("build/docs-site"))
+    parser.add_argument(
+        "--target", type=Path, default=settings.target_path(), help="dbt target folder"
+    )
+    parser.add_argument("--out", type=Path, default=settings.docs_site_dir())
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--no-serve", action="store_true", help="stage only")

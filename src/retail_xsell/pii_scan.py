@@ -5,7 +5,8 @@ Two independent checks, both run by the quality gate on the working database (th
 is about to switch to, right before the switch:
 
 1. **Classification.** A port column classified as personal data (``meta.pii``) must
-   say how it was made safe (``meta.pii_treatment``: hashed, masked, generalised).
+   say how it was made safe (``meta.pii_treatment``: hashed, masked, generalised): the
+   rule of :func:`retail_xsell.governance.is_pii_in_clear`.
 2. **Values.** No value of a port is a raw personal value of any raw customer record
    (every version, rejected rows included), read from the data stewards' private base
    model:
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from retail_xsell.ports import PortModel, qualified_name, quote_identifier
+from retail_xsell.ports import PortModel, qualified_name, quote_identifier, single_row
 
 #: The data stewards' private model with every raw customer row parsed.
 RAW_CUSTOMERS = "base_retail__customer_info"
@@ -62,7 +63,7 @@ def classification_findings(ports: list[PortModel]) -> list[Finding]:
         Finding(port.identifier, column.name, "classification", 0)
         for port in ports
         for column in port.columns
-        if column.pii and not column.pii_treatment
+        if column.is_pii_in_clear
     ]
 
 
@@ -145,13 +146,14 @@ def value_findings(
                 and name != "customer_id"
                 and (data_type in _DATE_TYPES or data_type in _TEXT_TYPES)
             ):
-                (count,) = connection.execute(
+                (count,) = single_row(
+                    connection,
                     f"""
                     select count(*) from {relation} as port
                     join pii_birth_dates using (customer_id)
                     where try_cast(port.{column} as date) = pii_birth_dates.birth_date
-                    """
-                ).fetchone()
+                    """,
+                )
                 if count:
                     findings.append(Finding(port.identifier, name, "birth_date", count))
     return sorted(findings, key=lambda f: (f.port, f.column, f.kind))

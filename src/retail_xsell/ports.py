@@ -20,6 +20,8 @@ from typing import Any
 
 import duckdb
 
+from retail_xsell.governance import entry_meta, is_pii_in_clear
+
 
 @dataclass(frozen=True)
 class Partition:
@@ -71,6 +73,11 @@ class PortColumn:
         """How that personal data was made safe (hashed, masked, generalised), if it was."""
         return self.meta.get("pii_treatment")
 
+    @property
+    def is_pii_in_clear(self) -> bool:
+        """Personal data without a treatment (:func:`retail_xsell.governance.is_pii_in_clear`)."""
+        return is_pii_in_clear(self.meta)
+
 
 @dataclass(frozen=True)
 class PortModel:
@@ -99,11 +106,6 @@ class PortModel:
             if column.name == name:
                 return column
         raise KeyError(f"{self.identifier} has no column {name!r}")
-
-
-def _meta(entry: dict[str, Any]) -> dict[str, Any]:
-    """dbt keeps meta in two places (top level and config.meta); the config wins."""
-    return {**(entry.get("meta") or {}), **((entry.get("config") or {}).get("meta") or {})}
 
 
 def semantic_relations(semantic_manifest: dict[str, Any]) -> set[tuple[str, str]]:
@@ -157,11 +159,11 @@ def output_port_models(
                         name=column["name"],
                         data_type=column.get("data_type") or "",
                         description=" ".join((column.get("description") or "").split()),
-                        meta=_meta(column),
+                        meta=entry_meta(column),
                     )
                     for column in node["columns"].values()
                 ),
-                meta=_meta(node),
+                meta=entry_meta(node),
                 reason=reason,
             )
         )
@@ -183,6 +185,23 @@ def quote_identifier(identifier: str) -> str:
 def sql_string(value: str) -> str:
     """A DuckDB string literal in single quotes, inner quotes doubled."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def model_relation(node: dict[str, Any]) -> str:
+    """``"schema"."table"`` of a manifest model node, in the database it was built into."""
+    identifier = node.get("alias") or node["name"]
+    return f"{quote_identifier(node['schema'])}.{quote_identifier(identifier)}"
+
+
+def single_row(
+    connection: duckdb.DuckDBPyConnection, sql: str, parameters: object = None
+) -> tuple[Any, ...]:
+    """The one row of a query that always returns exactly one (an aggregate, a count,
+    COPY's row count), fetched to the end so the connection is free for the next query."""
+    rows = connection.execute(sql, parameters).fetchall()
+    if len(rows) != 1:
+        raise ValueError(f"expected one row, got {len(rows)} from: {' '.join(sql.split())[:120]}")
+    return rows[0]
 
 
 def qualified_name(catalog: str, port: PortModel) -> str:
@@ -233,7 +252,7 @@ def export_parquet(
                 " write_partition_columns true"
             )
         # COPY answers with the rows it wrote: no second scan to count them.
-        (written[port.identifier],) = connection.execute(
-            f"copy ({select}) to {sql_string(str(target))} ({options})"
-        ).fetchone()
+        (written[port.identifier],) = single_row(
+            connection, f"copy ({select}) to {sql_string(str(target))} ({options})"
+        )
     return written

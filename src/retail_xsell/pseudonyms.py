@@ -13,9 +13,11 @@ only here, in the memory of the process that builds:
   ``pii_key_is_development() -> boolean`` and ``pii_key_fingerprint() -> varchar``.
   The macro ``hmac_sha256`` (macros/pii.sql) emits only ``pii_hmac(<expression>)``, so
   the SQL that dbt compiles, logs and stores names a function, never the key.
-- ``measure_development_key`` is the gate's check (slos.yml) that a publication of
-  real (non-sample) data was not pseudonymised with the public development key. It
-  reads the built data, not a flag, so it cannot be fooled by a stale record.
+- ``public_schemes`` are the public keys the gate's check (slos.yml,
+  ``development_pseudonym_key`` in :mod:`retail_xsell.quality.measurements`) tries on
+  a sample of the built pseudonyms, so that real (non-sample) data pseudonymised with
+  one is never published. It reads the built data, not a flag, so it cannot be fooled
+  by a stale record.
 
 Key format: the value of RETAIL_XSELL_PII_KEY, surrounding whitespace removed, is used
 as UTF-8 text; ``hex:<digits>`` gives the raw bytes instead. It must be at least
@@ -32,18 +34,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from retail_xsell import settings
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
     import pyarrow as pa
 
-    from retail_xsell.slo import Inputs, Measurement
-
-KEY_ENV = "RETAIL_XSELL_PII_KEY"
+KEY_ENV = settings.PII_KEY_ENV
 #: PUBLIC. For development and the committed sample only: anyone can recompute every
 #: pseudonym made with it. Building real data with it warns, and the gate's
 #: `pseudonym_key_not_development` objective blocks its publication.
@@ -55,9 +56,6 @@ FINGERPRINT_LABEL = b"retail_xsell pseudonym key fingerprint v1"
 #: The scheme before HMAC (sha256(salt || value)) with its public default salt: the gate
 #: treats a build that still carries it like one made with the development key.
 LEGACY_DEVELOPMENT_SALT = "retail-xsell-development-salt"
-#: How many pseudonymised rows the gate recomputes. One row made with the development
-#: key proves it was used; every row of a build carries the same key.
-SAMPLE_ROWS = 200
 
 
 class PseudonymKeyError(ValueError):
@@ -77,8 +75,10 @@ class PseudonymKey:
 
     def pseudonym(self, value: str | None) -> str | None:
         """What ``pii_hmac(value)`` returns: hex HMAC-SHA-256 of the UTF-8 value."""
-        if value is None:
-            return None
+        return None if value is None else self.digest(value)
+
+    def digest(self, value: str) -> str:
+        """Hex HMAC-SHA-256 of the UTF-8 ``value`` under this key."""
         return hmac.new(self.secret, value.encode(), hashlib.sha256).hexdigest()
 
     def __repr__(self) -> str:
@@ -107,7 +107,7 @@ def parse_key(text: str) -> bytes:
 
 def load_key(environ: Mapping[str, str] | None = None) -> PseudonymKey:
     """The key from the environment; unset or empty gives the public development key."""
-    value = (os.environ if environ is None else environ).get(KEY_ENV, "").strip()
+    value = settings.pii_key_text(environ)
     development = DEVELOPMENT_KEY.encode()
     if not value:
         return PseudonymKey(development, is_development=True)
@@ -142,7 +142,7 @@ def hmac_arrow(key: PseudonymKey) -> Callable[[pa.Array], pa.Array]:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
         inner_copy, outer_copy = inner.copy, outer.copy
-        digests = []
+        digests: list[bytes] = []
         append = digests.append
         for value in values.cast(pa.large_binary()).to_pylist():
             if value is None:
@@ -184,11 +184,12 @@ def register(connection: duckdb.DuckDBPyConnection, key: PseudonymKey | Exceptio
     when called, so commands that never pseudonymise (docs, the semantic layer) work
     and a build stops at its first pseudonym with the reason.
     """
+    from duckdb.func import ARROW, NATIVE, SPECIAL
     from duckdb.sqltypes import BOOLEAN, VARCHAR
 
     if isinstance(key, Exception):
         hashing, is_development, fingerprint = _refusing(key)
-        kind = "native"
+        kind = NATIVE
     else:
         hashing = hmac_arrow(key)
         flag, mark = key.is_development, key.fingerprint
@@ -200,9 +201,9 @@ def register(connection: duckdb.DuckDBPyConnection, key: PseudonymKey | Exceptio
         def fingerprint():
             return mark
 
-        kind = "arrow"
+        kind = ARROW
     connection.create_function(
-        "pii_hmac", hashing, [VARCHAR], VARCHAR, type=kind, null_handling="special"
+        "pii_hmac", hashing, [VARCHAR], VARCHAR, type=kind, null_handling=SPECIAL
     )
     connection.create_function("pii_key_is_development", is_development, [], BOOLEAN)
     connection.create_function("pii_key_fingerprint", fingerprint, [], VARCHAR)
@@ -235,73 +236,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# --- the gate's measurement ----------------------------------------------------------
+# --- what the gate checks against ---------------------------------------------------
 
 
 def _legacy_pseudonym(value: str) -> str:
     return hashlib.sha256((LEGACY_DEVELOPMENT_SALT + value).encode()).hexdigest()
 
 
-def _relation(manifest: dict[str, Any], model: str) -> str:
-    for node in manifest.get("nodes", {}).values():
-        if node.get("resource_type") == "model" and node.get("name") == model:
-            return f'"{node["schema"]}"."{node.get("alias") or node["name"]}"'
-    return f'"main"."{model}"'
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def measure_development_key(slo: dict[str, Any], inputs: Inputs) -> Measurement:
-    """1 when non-sample data was pseudonymised with the public development key, else 0.
-
-    It recomputes a sample of the published pseudonyms from the raw values in the
-    private staging model, with the development key (and with the old scheme's public
-    default salt): if any matches, the build used it, whatever anyone claims. The
-    committed sample (raw_input_format seed) may use it; real input may not.
-
-    slo keys (all optional): ``pseudonym`` (model.column, default
-    customers.email_sha256), ``raw`` (default stg_retail__customer_pii.email_normalised),
-    ``join_on`` (default customer_id).
-    """
-    from retail_xsell.slo import Measurement, _build_vars
-
-    pseudonym_model, pseudonym_column = slo.get("pseudonym", "customers.email_sha256").split(".")
-    raw_model, raw_column = slo.get("raw", "stg_retail__customer_pii.email_normalised").split(".")
-    join_on = _ident(slo.get("join_on", "customer_id"))
-    rows = inputs.connection.execute(
-        f"select r.{_ident(raw_column)}, p.{_ident(pseudonym_column)}"
-        f" from {_relation(inputs.manifest, pseudonym_model)} as p"
-        f" join {_relation(inputs.manifest, raw_model)} as r on r.{join_on} = p.{join_on}"
-        f" where p.{_ident(pseudonym_column)} is not null and r.{_ident(raw_column)} is not null"
-        f" order by p.{join_on} limit {int(slo.get('sample_rows', SAMPLE_ROWS))}"
-    ).fetchall()
-    raw_input_format = str(_build_vars(inputs.run_results).get("raw_input_format", "seed"))
-    where = f"{pseudonym_model}.{pseudonym_column}"
-    if not rows:
-        return Measurement(0, [f"no pseudonymised value in {where} to check"])
+def public_schemes() -> dict[str, Callable[[str], str]]:
+    """Every public way a pseudonym may have been made, by name: the development key and
+    the old scheme's default salt. A build whose pseudonyms match one of them can be
+    reversed by anyone (the gate's ``development_pseudonym_key`` measurement)."""
     development = PseudonymKey(DEVELOPMENT_KEY.encode(), is_development=True)
-    schemes = {
-        "the development key": development.pseudonym,
+    return {
+        "the development key": development.digest,
         f"the old public salt '{LEGACY_DEVELOPMENT_SALT}'": _legacy_pseudonym,
     }
-    used = [
-        name
-        for name, pseudonym in schemes.items()
-        if any(hmac.compare_digest(pseudonym(raw), made) for raw, made in rows)
-    ]
-    if not used:
-        return Measurement(
-            0, [f"{where}: none of {len(rows)} sampled pseudonyms made with a public key"]
-        )
-    found = f"{where} is pseudonymised with {' and '.join(used)}"
-    if raw_input_format == "seed":
-        return Measurement(0, [f"{found}: allowed for the committed sample (seed input)"])
-    return Measurement(
-        1,
-        [
-            f"{found} on {raw_input_format} input: anyone can reverse it. Set {KEY_ENV} "
-            "to a secret (docs/security.md) and build again"
-        ],
-    )

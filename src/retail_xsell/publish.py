@@ -28,7 +28,9 @@ the old file open keeps reading it, even after the old folder is pruned. Everyth
 written, fsynced and scanned before the switch; any error before it leaves the current
 publication untouched and removes what was half-written. The last
 ``RETAIL_XSELL_KEEP_PUBLICATIONS`` (default 5) publications are kept, so a consumer can
-read a stable snapshot by its folder and the producer can roll back.
+read a stable snapshot by its folder and the producer can roll back. Reading what is
+published (the layout, the current publication and its record) is
+:mod:`retail_xsell.publications`, which the gate and the semantic layer use too.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from typing import Any
 
 import duckdb
 
+from retail_xsell import settings
 from retail_xsell.contracts import write_publication_documents
 from retail_xsell.pii_scan import scan
 from retail_xsell.delivery.catalog import CATALOG_FILE, catalog_document
@@ -57,14 +60,20 @@ from retail_xsell.ports import (
     export_parquet,
     output_port_models,
     quote_identifier,
+    single_row,
     sql_string,
 )
-from retail_xsell.slo import database_fingerprint, load_slos
+from retail_xsell.publications import (
+    PUBLICATIONS_TABLE,
+    RECORD_FILE,
+    current_folder,
+    current_link,
+    database_fingerprint,
+    list_publications,
+    publications_dir,
+)
+from retail_xsell.quality import GateSetupError, load_slos
 
-#: Where consumers read the product; relative paths are relative to the project.
-DEFAULT_PUBLISHED_PATH = "build/published/retail_xsell.duckdb"
-PUBLICATIONS_TABLE = "main.publications"
-DEFAULT_KEEP = 5
 LOCK_TIMEOUT_SECONDS = 60.0
 
 #: Columns of the publication record. output_ports and build_vars were added with the
@@ -111,99 +120,6 @@ class Publication:
     folder: Path
 
 
-def published_path(project_dir: Path | None = None) -> Path:
-    """RETAIL_XSELL_PUBLISHED_PATH, or the documented default under build/."""
-    project_dir = project_dir or Path.cwd()
-    path = Path(os.environ.get("RETAIL_XSELL_PUBLISHED_PATH", DEFAULT_PUBLISHED_PATH))
-    return path if path.is_absolute() else project_dir / path
-
-
-def publications_dir(published: Path) -> Path:
-    """The folder holding one sub-folder per kept publication."""
-    return published.parent / "publications"
-
-
-def current_link(published: Path) -> Path:
-    """The pointer to the publication consumers read."""
-    return published.parent / "current"
-
-
-def current_folder(published: Path) -> Path | None:
-    """The folder of the current publication, or None before the first one."""
-    link = current_link(published)
-    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
-
-
-def keep_count() -> int:
-    """RETAIL_XSELL_KEEP_PUBLICATIONS: how many publications to keep (at least 1)."""
-    raw = os.environ.get("RETAIL_XSELL_KEEP_PUBLICATIONS", str(DEFAULT_KEEP))
-    try:
-        keep = int(raw)
-    except ValueError:
-        keep = 0
-    if keep < 1:
-        raise ValueError(f"RETAIL_XSELL_KEEP_PUBLICATIONS must be a whole number >= 1; got {raw!r}")
-    return keep
-
-
-def last_publication(published: Path) -> dict[str, Any] | None:
-    """The newest publication record of the published database, or None if there is
-    none yet. Opens the file read-only, like every consumer."""
-    if not published.is_file():
-        return None
-    with duckdb.connect(str(published), read_only=True) as con:
-        columns = {
-            name
-            for (name,) in con.execute(
-                "select column_name from duckdb_columns() where database_name = current_database()"
-                " and schema_name = 'main' and table_name = 'publications'"
-            ).fetchall()
-        }
-        build_vars = "build_vars" if "build_vars" in columns else "null"
-        row = con.execute(
-            "select publication_id, published_at, git_commit, row_counts, slo_results,"
-            f" {build_vars} from {PUBLICATIONS_TABLE} order by published_at desc limit 1"
-        ).fetchone()
-    if row is None:
-        return None
-    publication_id, published_at, commit, counts, slos, build_vars = row
-    return {
-        "publication_id": publication_id,
-        "published_at": published_at.astimezone(dt.UTC),
-        "git_commit": commit,
-        "row_counts": json.loads(counts),
-        "slo_results": json.loads(slos),
-        "build_vars": None if build_vars is None else json.loads(build_vars),
-    }
-
-
-def describe_last_publication(published: Path) -> str:
-    """One sentence for messages: what consumers are reading now.
-
-    Read from the current publication's publication.json when there is one, so that
-    it works while someone holds a lock on the DuckDB file."""
-    folder = current_folder(published)
-    record_file = folder / "publication.json" if folder else None
-    try:
-        if record_file is not None and record_file.is_file():
-            record = json.loads(record_file.read_text())
-            previous = {
-                **record,
-                "published_at": dt.datetime.fromisoformat(record["published_at"]),
-            }
-        else:
-            previous = last_publication(published)
-    except (duckdb.Error, OSError, ValueError, KeyError) as exc:
-        return f"The published database {published} could not be read: {exc}"
-    if previous is None:
-        return f"Nothing has been published yet ({published} does not exist)."
-    return (
-        f"The last good publication is untouched and readable: {published} "
-        f"(publication {previous['publication_id'][:8]}, published "
-        f"{previous['published_at']:%Y-%m-%d %H:%M:%S} UTC from commit {previous['git_commit']})."
-    )
-
-
 def _check_report(report: dict[str, Any], working: Path) -> None:
     if not report.get("passed"):
         breached = ", ".join(report.get("blocking_breaches", [])) or "unknown"
@@ -238,7 +154,10 @@ def _slo_document(artifacts: Path) -> dict[str, Any]:
     path = artifacts / "slos.yml"
     if not path.is_file():
         raise PublishRefusedError(f"no slos.yml among the gate's artifacts in {artifacts}")
-    return load_slos(path)
+    try:
+        return load_slos(path).as_document()
+    except GateSetupError as exc:
+        raise PublishRefusedError(str(exc)) from exc
 
 
 def _fsync(path: Path) -> None:
@@ -342,13 +261,14 @@ def _write_projection(
             con.execute(f"create table {table} ({definitions})")
             con.execute(f"insert into {table} select * from working.{table}")
             # A port may be a view in the working database; it is a table here.
-            (table_comment,) = con.execute(
+            (table_comment,) = single_row(
+                con,
                 "select max(comment) from (select comment, schema_name, table_name"
                 " from duckdb_tables() where database_name = 'working' union all"
                 " select comment, schema_name, view_name from duckdb_views()"
                 " where database_name = 'working') where schema_name = ? and table_name = ?",
                 [port.schema, port.identifier],
-            ).fetchone()
+            )
             if table_comment:
                 con.execute(f"comment on table {table} is {sql_string(table_comment)}")
             for name, _, _, comment in columns:
@@ -357,7 +277,7 @@ def _write_projection(
                         f"comment on column {table}.{quote_identifier(name)}"
                         f" is {sql_string(comment)}"
                     )
-            (rows[port.identifier],) = con.execute(f"select count(*) from {table}").fetchone()
+            (rows[port.identifier],) = single_row(con, f"select count(*) from {table}")
         con.execute("detach working")
         con.execute(CREATE_PUBLICATIONS)
         if previous.is_file():
@@ -400,7 +320,8 @@ def _audit_projection(database: Path, working: Path, ports: list[PortModel]) -> 
             ).fetchall()
         }
         expected = {(port.schema, port.identifier) for port in ports}
-        expected.add(tuple(PUBLICATIONS_TABLE.split(".")))
+        record_schema, record_table = PUBLICATIONS_TABLE.split(".")
+        expected.add((record_schema, record_table))
         if tables != expected:
             extra = sorted(".".join(t) for t in tables - expected)
             raise PublishRefusedError(f"the projection holds tables that are not ports: {extra}")
@@ -448,19 +369,6 @@ def _prune(published: Path, keep: int) -> list[Path]:
     return removed
 
 
-def list_publications(published: Path) -> list[dict[str, Any]]:
-    """The kept publications, newest first, with which one is current."""
-    root = publications_dir(published)
-    current = current_folder(published)
-    listed = []
-    for folder in sorted(root.glob("*/publication.json"), reverse=True):
-        record = json.loads(folder.read_text())
-        record["folder"] = str(folder.parent)
-        record["is_current"] = current is not None and folder.parent.resolve() == current
-        listed.append(record)
-    return listed
-
-
 def rollback(published: Path, publication_id: str) -> Path:
     """Point consumers back at a kept publication (by id or id prefix)."""
     with publish_lock(published.parent):
@@ -492,13 +400,13 @@ def publish(
     passing gate report. ``artifacts`` holds the build's manifest.json and
     semantic_manifest.json (default: the copies the gate kept beside its report)."""
     _check_report(report, working)
-    artifacts = Path(artifacts or report["build"].get("artifacts") or "target")
+    artifacts = Path(artifacts or report["build"].get("artifacts") or settings.target_path())
     manifest, semantic_manifest = _read_artifacts(artifacts)
     try:
         ports = output_port_models(manifest, semantic_manifest)
     except ValueError as exc:
         raise PublishRefusedError(str(exc)) from exc
-    keep = keep_count() if keep is None else keep
+    keep = settings.keep_publications() if keep is None else keep
     publication_id = str(uuid.uuid4())
     published_at = dt.datetime.now(dt.UTC)
     root = publications_dir(published)
@@ -547,7 +455,7 @@ def publish(
                 parquet_dir=current_link(published).absolute() / "parquet",
                 publication_id=publication_id,
             )
-            (staging / "publication.json").write_text(
+            (staging / RECORD_FILE).write_text(
                 json.dumps(
                     {
                         "publication_id": publication_id,

@@ -62,6 +62,7 @@ from metricflow_semantics.model.dbt_manifest_parser import (
 from metricflow_semantics.model.semantic_manifest_lookup import SemanticManifestLookup
 from pydantic import ValidationError
 
+from retail_xsell import settings
 from retail_xsell.filters import (
     Filter,
     FilterTarget,
@@ -72,7 +73,7 @@ from retail_xsell.filters import (
     compile_filter,
     value_kind,
 )
-from retail_xsell.warehouse import database_path as default_database_path
+from retail_xsell.ports import quote_identifier, single_row, sql_string
 
 #: Time grains a group-by may end in (``metric_time__month``); MetricFlow's standard ones.
 TIME_GRAINS = frozenset(
@@ -242,9 +243,9 @@ def _locked_down_connection(database: Path, catalog: str) -> duckdb.DuckDBPyConn
     """
     connection = duckdb.connect(":memory:")
     try:
-        escaped_path = str(database).replace("'", "''")
-        escaped_catalog = catalog.replace('"', '""')
-        connection.execute(f"attach '{escaped_path}' as \"{escaped_catalog}\" (read_only)")
+        connection.execute(
+            f"attach {sql_string(str(database))} as {quote_identifier(catalog)} (read_only)"
+        )
         for name, value in LOCKDOWN_SETTINGS:
             connection.execute(f"set {name} = {value}")
         locked = connection.execute(
@@ -429,10 +430,11 @@ class SemanticLayer:
         }
         self._items_by_metric: dict[str, dict[str, Dimension | Entity]] = {}
         (spine,) = manifest.project_configuration.time_spines
-        self.calendar_start, self.calendar_end = self._connection.execute(
+        self.calendar_start, self.calendar_end = single_row(
+            self._connection,
             f"select min({spine.primary_column.name}), max({spine.primary_column.name}) "
-            f"from {spine.node_relation.relation_name}"
-        ).fetchone()
+            f"from {spine.node_relation.relation_name}",
+        )
 
     @classmethod
     def from_project(
@@ -443,13 +445,16 @@ class SemanticLayer:
     ) -> SemanticLayer:
         """The semantic layer of a dbt project directory, as ``mf`` would find it.
 
-        ``target_path`` defaults to ``<project_dir>/target`` (where ``mf`` also looks) and
+        ``project_dir`` defaults to :func:`retail_xsell.settings.project_dir`,
+        ``target_path`` to ``<project_dir>/target`` (where ``mf`` also looks) and
         ``database`` to the file profiles.yml points dbt at (RETAIL_XSELL_DUCKDB_PATH, or
-        the default of RETAIL_XSELL_TARGET), resolved by :mod:`retail_xsell.warehouse`.
+        the default of RETAIL_XSELL_TARGET), resolved by :mod:`retail_xsell.settings`.
         """
-        project_dir = Path(project_dir) if project_dir is not None else Path.cwd()
-        target_path = Path(target_path) if target_path is not None else project_dir / "target"
-        database = Path(database) if database is not None else default_database_path(project_dir)
+        project_dir = Path(project_dir) if project_dir is not None else settings.project_dir()
+        target_path = (
+            Path(target_path) if target_path is not None else settings.target_path(project_dir)
+        )
+        database = Path(database) if database is not None else settings.database_path(project_dir)
         return cls(target_path / "semantic_manifest.json", database)
 
     @classmethod
@@ -461,9 +466,7 @@ class SemanticLayer:
         manifest come from the same publication even if a new one is switched in
         meanwhile; no dbt project or ``target/`` is needed.
         """
-        from retail_xsell.publish import published_path
-
-        published = Path(published) if published is not None else published_path()
+        published = Path(published) if published is not None else settings.published_path()
         database = published.resolve()
         manifest = database.parent / "semantic_manifest.json"
         if not manifest.is_file():
@@ -702,7 +705,7 @@ class SemanticLayer:
                 f"A metric query runs exactly one SELECT; this SQL holds {len(statements)} "
                 f"statement(s) ({kinds}). Nothing was run."
             )
-        (serialized,) = self._connection.execute("select json_serialize_sql(?)", [sql]).fetchone()
+        (serialized,) = single_row(self._connection, "select json_serialize_sql(?)", [sql])
         tree = json.loads(serialized)
         if tree.get("error"):
             raise RefusedQueryError("The query's SQL could not be analysed; nothing was run.")

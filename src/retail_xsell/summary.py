@@ -2,13 +2,21 @@
 
 It reads the built database only (read-only), so it is safe to run at any time, and
 it says plainly when there is nothing built yet instead of failing with a SQL error.
+The headline figures (orders, buyers, revenue, CLV, probability alive, cross-sell
+score) are the semantic layer's metrics, asked through
+:class:`~retail_xsell.semantic.SemanticLayer`, so the summary can never disagree with
+``mf query`` or the API; only what no metric states (dates, the CLV fit, counts per
+segment and offer) is read with SQL.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
+
+from retail_xsell.ports import single_row
 
 RECONCILIATION_SQL = """
     select source_table, raw_row_count, clean_row_count, rejected_row_count,
@@ -24,15 +32,19 @@ REJECTIONS_SQL = """
     order by source_table, row_count desc, rejection_reason
 """
 
-PURCHASES_SQL = """
-    select
-        count(*) filter (where is_completed) as completed_orders,
-        count(distinct customer_id) filter (where is_completed) as buying_customers,
-        sum(net_revenue) as net_revenue,
-        min(order_date) as first_order_date,
-        max(order_date) as last_order_date
-    from main.orders
-"""
+#: The headline metrics, in the order the summary reads them.
+HEADLINE_METRICS = (
+    "order_count",
+    "purchasing_customers",
+    "total_spend",
+    "historical_clv",
+    "predicted_clv",
+    "clv",
+    "probability_alive",
+    "cross_sell_opportunity_score",
+)
+
+ORDER_DATES_SQL = "select min(order_date), max(order_date) from main.orders"
 
 SEGMENTS_SQL = """
     select rfm_segment, count(*) as customers
@@ -41,16 +53,7 @@ SEGMENTS_SQL = """
     order by customers desc, rfm_segment
 """
 
-VALUE_SQL = """
-    select
-        any_value(as_of_date) as as_of_date,
-        avg(historical_clv) as historical_clv,
-        avg(predicted_clv) as predicted_clv,
-        avg(clv) as clv,
-        avg(probability_alive) as probability_alive,
-        avg(cross_sell_opportunity_score) as cross_sell_opportunity_score
-    from main.customer_value
-"""
+AS_OF_SQL = "select any_value(as_of_date) from main.customer_value"
 
 RUN_SQL = """
     select
@@ -89,12 +92,35 @@ class NotBuiltError(RuntimeError):
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    (found,) = con.execute(
+    (found,) = single_row(
+        con,
         "select count(*) from duckdb_tables() where database_name = current_database()"
         " and schema_name = 'main' and table_name = ?",
         [name],
-    ).fetchone()
+    )
     return bool(found)
+
+
+def headline_metrics(database: Path, target_path: Path | None = None) -> dict[str, Any]:
+    """The headline metrics of ``database``, from the semantic layer.
+
+    A publication carries its own semantic manifest; any other database is read with
+    the manifest in ``target_path`` (default: the project's target/, where dbt and
+    ``mf`` keep it).
+    """
+    from retail_xsell.semantic import SemanticLayer, SemanticLayerError  # MetricFlow
+
+    try:
+        if target_path is None and (database.resolve().parent / "semantic_manifest.json").is_file():
+            layer = SemanticLayer.from_publication(database)
+        else:
+            layer = SemanticLayer.from_project(target_path=target_path, database=database)
+        with layer:
+            result = layer.query(list(HEADLINE_METRICS))
+    except SemanticLayerError as exc:
+        raise NotBuiltError(f"the semantic layer cannot answer on {database}: {exc}") from exc
+    (row,) = result.to_dicts()
+    return row
 
 
 def _steward_lines(working: Path) -> list[str]:
@@ -104,7 +130,7 @@ def _steward_lines(working: Path) -> list[str]:
         try:
             reconciliation = con.sql(RECONCILIATION_SQL).fetchall()
             rejections = con.sql(REJECTIONS_SQL).fetchall()
-            (last_load,) = con.execute(LAST_LOAD_SQL).fetchone()
+            (last_load,) = single_row(con, LAST_LOAD_SQL)
         except duckdb.CatalogException as exc:
             raise NotBuiltError(
                 f"{working} has no staging models ({exc}); is it the working database?"
@@ -128,13 +154,16 @@ def _steward_lines(working: Path) -> list[str]:
     return lines
 
 
-def render_summary(database: Path, working: Path | None = None) -> str:
+def render_summary(
+    database: Path, working: Path | None = None, target_path: Path | None = None
+) -> str:
     """Return the summary of the product in ``database`` as plain text.
 
     ``database`` is what consumers read (the publication) or the working database. The
     data stewards' part (reconciliation, quarantine) comes from ``working``, or from
     ``database`` itself when it is the working database; a publication alone does not
-    carry it, and the summary says so.
+    carry it, and the summary says so. ``target_path`` holds the semantic manifest of a
+    working database (see :func:`headline_metrics`).
     """
     for path in (database, working):
         if path is not None and not path.exists():
@@ -144,9 +173,9 @@ def render_summary(database: Path, working: Path | None = None) -> str:
             )
     with duckdb.connect(str(database), read_only=True) as con:
         try:
-            (purchases,) = con.sql(PURCHASES_SQL).fetchall()
+            first_date, last_date = single_row(con, ORDER_DATES_SQL)
             segments = con.sql(SEGMENTS_SQL).fetchall()
-            (value,) = con.sql(VALUE_SQL).fetchall()
+            (as_of,) = single_row(con, AS_OF_SQL)
             (run,) = con.sql(RUN_SQL).fetchall()
             (holdout,) = con.sql(HOLDOUT_SQL).fetchall()
             offers = con.sql(OFFERS_SQL).fetchall()
@@ -158,6 +187,8 @@ def render_summary(database: Path, working: Path | None = None) -> str:
             con.execute(PUBLICATION_SQL).fetchone() if _has_table(con, "publications") else None
         )
         is_working = _has_table(con, "stg_retail__row_reconciliation")
+    # After the connection is closed: the semantic layer opens the file itself.
+    metrics = headline_metrics(database, target_path)
 
     lines = [f"Retail cross-sell data product: summary ({database})", ""]
     if publication is not None:
@@ -174,23 +205,31 @@ def render_summary(database: Path, working: Path | None = None) -> str:
             "Reconciliation and quarantine are for data stewards and stay in the working "
             "database (retail-xsell summary --working FILE)."
         )
-    orders, customers, net_revenue, first_date, last_date = purchases
     lines.append("")
     lines.append(
-        f"Orders: {orders:,} completed orders from {customers:,} customers, "
-        f"{first_date:%Y-%m-%d} to {last_date:%Y-%m-%d}; net revenue {net_revenue:,.2f}."
+        f"Orders: {metrics['order_count']:,} completed orders from "
+        f"{metrics['purchasing_customers']:,} customers, "
+        f"{first_date:%Y-%m-%d} to {last_date:%Y-%m-%d}; "
+        f"net revenue {metrics['total_spend']:,.2f}."
     )
     lines.append(
         "Customers by RFM segment: "
         + ", ".join(f"{segment} {count:,}" for segment, count in segments)
     )
     lines.append("")
-    lines.extend(_value_lines(value, run, holdout, offers))
+    lines.extend(_value_lines(as_of, metrics, run, holdout, offers))
     return "\n".join(lines)
 
 
-def _value_lines(value, run, holdout, offers) -> list[str]:
-    as_of, historical, predicted, clv, alive, score = value
+def _value_lines(
+    as_of: Any,
+    metrics: dict[str, Any],
+    run: tuple[Any, ...],
+    holdout: tuple[Any, ...],
+    offers: list[tuple[Any, ...]],
+) -> list[str]:
+    historical, predicted, clv = (metrics[m] for m in ("historical_clv", "predicted_clv", "clv"))
+    alive, score = metrics["probability_alive"], metrics["cross_sell_opportunity_score"]
     run_id, method, status, message, months, rate, r, alpha, a, b, p, q, v = run
     lines = [
         f"Customer value as of {as_of:%Y-%m-%d}, average per customer: historical CLV "

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_dbt
+from retail_xsell.governance import governance_gaps
 
 PACKAGE = "retail_xsell"
 GENERIC_TESTS = {
@@ -158,22 +159,6 @@ def undescribed_semantic_layer(manifest: dict) -> list[str]:
     return problems
 
 
-def ungoverned_public_models(manifest: dict) -> list[str]:
-    """Public models need an owning group with a named, reachable owner and an enforced
-    contract: other teams build on them, so they must know whom to ask and what holds."""
-    problems = []
-    groups = {group["name"]: group for _uid, group in _own(manifest["groups"])}
-    for uid, node in _own(manifest["nodes"]):
-        if node["resource_type"] != "model" or node.get("access") != "public":
-            continue
-        owner = groups.get(node.get("group") or "", {}).get("owner") or {}
-        if _blank(owner.get("name")) or _blank(owner.get("email")):
-            problems.append(f"{uid} has no group with an owner name and email")
-        if not node["config"]["contract"]["enforced"]:
-            problems.append(f"{uid} has no enforced contract")
-    return problems
-
-
 def test_docs_generate_writes_the_site(docs_site: DocsSite):
     assert docs_site.returncode == 0, docs_site.output[-4000:]
     assert (docs_site.target_path / "index.html").is_file()
@@ -203,14 +188,16 @@ def test_every_metric_semantic_model_saved_query_and_exposure_is_described(
     assert undescribed_semantic_layer(docs_site.manifest) == []
 
 
-def test_public_models_have_an_owner_and_an_enforced_contract(docs_site: DocsSite):
+def test_public_models_are_governed(docs_site: DocsSite):
+    """Other teams build on public models, so each must say whom to ask and what holds:
+    the rule of the gate's public_models_governed objective (retail_xsell.governance)."""
     public = [
         uid
         for uid, node in _own(docs_site.manifest["nodes"])
         if node["resource_type"] == "model" and node.get("access") == "public"
     ]
     assert len(public) >= 5, public
-    assert ungoverned_public_models(docs_site.manifest) == []
+    assert governance_gaps(docs_site.manifest) == []
 
 
 @pytest.mark.parametrize("consumer", sorted(CONSUMER_EXPOSURES))
@@ -275,12 +262,21 @@ def test_checks_report_built_columns_missing_from_the_docs(docs_site: DocsSite):
     ]
 
 
-def test_checks_report_a_public_model_without_contract_or_owner(docs_site: DocsSite):
+def test_checks_report_a_public_model_without_contract_owner_or_description(
+    docs_site: DocsSite,
+):
     manifest = copy.deepcopy(docs_site.manifest)
-    uid = f"model.{PACKAGE}.customers"
-    manifest["nodes"][uid]["config"]["contract"]["enforced"] = False
-    manifest["nodes"][f"model.{PACKAGE}.orders"]["group"] = None
-    assert sorted(ungoverned_public_models(manifest)) == [
-        f"{uid} has no enforced contract",
-        f"model.{PACKAGE}.orders has no group with an owner name and email",
+    manifest["nodes"][f"model.{PACKAGE}.customers"]["config"]["contract"]["enforced"] = False
+    orders = manifest["nodes"][f"model.{PACKAGE}.orders"]
+    orders["group"] = None
+    for meta in (orders["meta"], orders["config"]["meta"]):
+        meta.pop("owner", None)
+    products = manifest["nodes"][f"model.{PACKAGE}.products"]
+    products["description"] = " "
+    products["columns"]["brand"]["description"] = ""
+    assert sorted(governance_gaps(manifest)) == [
+        "customers: contract not enforced",
+        "orders: no owner (group or meta.owner)",
+        "products.brand: no description",
+        "products: no description",
     ]

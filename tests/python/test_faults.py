@@ -21,8 +21,9 @@ import duckdb
 import pytest
 
 from conftest import PROJECT_DIR, WorkDir, dbt_command, run_dbt
-from retail_xsell.publish import current_folder, publish
-from retail_xsell.slo import GateSetupError, run_gate
+from retail_xsell.publications import current_folder
+from retail_xsell.publish import publish
+from retail_xsell.quality import GateSetupError, run_gate
 
 pytestmark = pytest.mark.dbt
 

@@ -27,15 +27,15 @@ from retail_xsell.pseudonyms import (
     PseudonymKey,
     PseudonymKeyError,
     load_key,
-    measure_development_key,
     register,
 )
-from retail_xsell.slo import Inputs
+from retail_xsell.quality import Inputs, load_slos
+from retail_xsell.quality.measurements import measure_development_key
 
 pytestmark = pytest.mark.dbt
 
 TEST_KEY = "pytest-pseudonym-key-9f1c2e7a-not-for-production-4b6d"
-SLO = {"name": "pseudonym_key_not_development", "target": {"max": 0}}
+SLO = load_slos(PROJECT_DIR / "slos.yml").slo("pseudonym_key_not_development")
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,15 @@ def _inputs(
     run_results = {"args": {"vars": f"{{raw_input_format: {raw_input_format}}}"}}
     if raw_input_format == "seed":
         run_results = {"args": {}}  # the sample build passes no --vars
-    return Inputs(PROJECT_DIR, database, target, None, run_results, {}, con, {})
+    return Inputs(
+        project_dir=PROJECT_DIR,
+        database=database,
+        target_path=target,
+        published=None,
+        run_results=run_results,
+        manifest={},
+        connection=con,
+    )
 
 
 def _pseudonymised_db(path: Path, pseudonym_sql: str, key: PseudonymKey) -> Path:

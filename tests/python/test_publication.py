@@ -23,16 +23,14 @@ import pytest
 import yaml
 
 from conftest import PROJECT_DIR
-from retail_xsell.publish import (
-    PublishRefusedError,
+from retail_xsell.publications import (
     current_folder,
     last_publication,
     list_publications,
     publications_dir,
-    publish,
-    rollback,
 )
-from retail_xsell.slo import run_gate
+from retail_xsell.publish import PublishRefusedError, publish, rollback
+from retail_xsell.quality import run_gate
 from retail_xsell.summary import render_summary
 
 PYTHON = sys.executable

@@ -139,7 +139,7 @@ def test_field_flags_match_planted_flaws(sample_db, truth):
 def test_summary_reports_the_build(sample_db, truth):
     from retail_xsell.summary import render_summary
 
-    text = render_summary(sample_db)
+    text = render_summary(sample_db, target_path=sample_db.parent / "target")
     purchase_row = next(r for r in text.splitlines() if r.strip().startswith("purchase "))
     assert f"{truth['row_counts']['purchase']:,}" in purchase_row
     assert purchase_row.rstrip().endswith("yes")

@@ -27,8 +27,9 @@ import pytest
 import yaml
 
 from conftest import PROJECT_DIR, WorkDir, run_dbt
-from retail_xsell.publish import PublishRefusedError, last_publication, publish
-from retail_xsell.slo import CATEGORIES, load_slos, run_gate
+from retail_xsell.publications import last_publication
+from retail_xsell.publish import PublishRefusedError, publish
+from retail_xsell.quality import CATEGORIES, load_slos, run_gate
 
 pytestmark = pytest.mark.dbt
 
@@ -419,9 +420,9 @@ def test_gate_on_the_sample_reports_stale_freshness_as_a_warning(sample_db, tmp_
 
 def test_slo_file_declares_every_objective_and_is_documented():
     document = load_slos(PROJECT_DIR / "slos.yml")
-    slos = {s["name"]: s for s in document["slos"]}
-    assert {s["category"] for s in slos.values()} == set(CATEGORIES)
-    measurements = {s["measurement"] for s in slos.values()}
+    slos = {s.name: s for s in document.slos}
+    assert {s.category for s in slos.values()} == set(CATEGORIES)
+    measurements = {s.measurement for s in slos.values()}
     assert measurements >= {
         "source_freshness",
         "raw_rows_passing_staging",

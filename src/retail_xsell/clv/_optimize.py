@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from scipy.optimize import minimize
@@ -111,14 +111,32 @@ def check_positive_scalar(name: str, value: float, *, allow_zero: bool = False) 
     return number
 
 
-def coerce_params(value: object, params_type: type, fit_type: type, names: Sequence[str]):
+ParamsT = TypeVar("ParamsT")
+ParamsT_co = TypeVar("ParamsT_co", covariant=True)
+
+
+class _Fitted(Protocol[ParamsT_co]):
+    """A fit result: its parameters alone."""
+
+    @property
+    def params(self) -> ParamsT_co: ...
+
+
+def coerce_params(
+    value: object,
+    params_type: type[ParamsT],
+    fit_type: type[_Fitted[ParamsT]],
+    names: Sequence[str],
+) -> ParamsT:
     """Accept a parameter dataclass, a fit (its `.params`) or a plain sequence of numbers
     in the order of `names`, so callers can predict from published parameters too."""
     if isinstance(value, params_type):
         return value
     if isinstance(value, fit_type):
         return value.params
-    values = tuple(float(item) for item in value)  # type: ignore[attr-defined]
+    if not isinstance(value, Iterable):
+        raise TypeError(f"params must be ({', '.join(names)}); got {type(value).__name__}")
+    values = tuple(float(item) for item in value)
     if len(values) != len(names):
         raise ValueError(f"params must be ({', '.join(names)}); got {len(values)} values")
     return params_type(*values)
@@ -281,6 +299,7 @@ def subset_objectives(
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             ll, grad = loglik(theta, part, gradient=True)
+            assert grad is not None, "loglik(gradient=True) returns the gradient"
             return -float(np.dot(part.w, ll)) / part.total, -grad / part.total
 
         return objective

@@ -398,7 +398,7 @@ def evaluate_holdout(
         n = int(members.sum())
         actual_sum = float(actual[members].sum())
         predicted_sum = None if predicted is None else float(predicted[members].sum())
-        error = None if predicted_sum is None else predicted_sum - actual_sum
+        difference = None if predicted_sum is None else predicted_sum - actual_sum
         rows.append(
             {
                 "frequency_group": label,
@@ -410,8 +410,10 @@ def evaluate_holdout(
                 "predicted_purchases_per_customer": (
                     predicted_sum / n if n and predicted_sum is not None else None
                 ),
-                "error": error,
-                "relative_error": error / actual_sum if error is not None and actual_sum else None,
+                "error": difference,
+                "relative_error": (
+                    difference / actual_sum if difference is not None and actual_sum else None
+                ),
                 "holdout_weeks": float(holdout_weeks),
                 "fit_status": status,
                 "fit_message": message,

@@ -5,7 +5,8 @@ Generated from dbt's artifacts at every publication (docs/contracts.md):
 - ``odcs``: one contract per tabular port (duckdb, parquet) and the raw input contract;
 - ``odps``: ``dataproduct.yaml``, linking the contracts and describing the semantic layer;
 - ``breaking``: the gate's check that a publication keeps the last one's promises;
-- ``documents``: writing them, byte for byte, into a publication or any folder.
+- ``documents``: writing them, byte for byte, into a publication or any folder, and
+  the ``retail-xsell contracts`` subcommand (``register``).
 """
 
 from retail_xsell.contracts.breaking import (
@@ -21,6 +22,7 @@ from retail_xsell.contracts.documents import (
     contract_path,
     dump_yaml,
     main_contracts,
+    register,
     write_publication_documents,
 )
 from retail_xsell.contracts.odcs import ContractGenerationError, build_contracts
@@ -40,5 +42,6 @@ __all__ = [
     "load_accepted_changes",
     "load_contracts",
     "main_contracts",
+    "register",
     "write_publication_documents",
 ]

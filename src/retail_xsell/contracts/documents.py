@@ -18,7 +18,9 @@ from typing import Any
 import duckdb
 import yaml
 
-from retail_xsell.contracts.odcs import PROJECT_DIR, build_contracts
+from retail_xsell import settings
+from retail_xsell.commandline import CommandParser, Subcommands, add_command
+from retail_xsell.contracts.odcs import build_contracts
 from retail_xsell.contracts.odps import build_data_product
 from retail_xsell.ports import export_parquet, output_port_models, sql_string
 
@@ -80,7 +82,7 @@ def write_publication_documents(
     published_database: Path,
     parquet_dir: Path,
     publication_id: str | None,
-    project_dir: Path = PROJECT_DIR,
+    project_dir: Path | None = None,
 ) -> list[Path]:
     """Write ``contracts/<port>.odcs.yaml`` and ``dataproduct.yaml`` into ``directory``.
 
@@ -113,26 +115,44 @@ def write_publication_documents(
     return written
 
 
+DESCRIPTION = "Generate the ODCS contracts and the ODPS manifest from target/."
+
+
+def register(subcommands: Subcommands) -> None:
+    """``retail-xsell contracts --out DIR``: the documents of the last build, anywhere."""
+    parser = add_command(
+        subcommands,
+        "contracts",
+        lambda args: _run(args, parser),
+        help="write the ODCS contracts and the ODPS manifest from target/",
+        description=DESCRIPTION,
+    )
+    configure(parser)
+
+
 def main_contracts(argv: list[str] | None = None) -> int:
-    """``retail-xsell contracts --out DIR``: the documents of the last build, anywhere.
+    """``python -m retail_xsell.contracts``: the same command as ``retail-xsell contracts``."""
+    parser = CommandParser(prog="retail-xsell contracts", description=DESCRIPTION)
+    configure(parser)
+    return _run(parser.parse_args(argv), parser)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The options of the contracts command.
 
     The servers point at ``--database`` and ``--parquet-dir`` (default: the working
     database and ``<out>/parquet``), so ``datacontract test`` can be run on a Parquet
     export of any build.
     """
-    parser = argparse.ArgumentParser(
-        prog="retail-xsell contracts",
-        description="Generate the ODCS contracts and the ODPS manifest from target/.",
-    )
     parser.add_argument("--out", type=Path, required=True, help="folder to write into")
-    parser.add_argument("--target-path", type=Path, default=PROJECT_DIR / "target")
-    parser.add_argument("--slo-file", type=Path, default=PROJECT_DIR / "slos.yml")
+    parser.add_argument("--target-path", type=Path, default=settings.target_path())
+    parser.add_argument("--slo-file", type=Path, default=settings.slo_file())
     parser.add_argument(
         "--database",
         type=Path,
         default=None,
-        help="DuckDB file the duckdb contract points at (default: $RETAIL_XSELL_DUCKDB_PATH "
-        "or build/retail_xsell.duckdb)",
+        help="DuckDB file the duckdb contract points at (default: the working database "
+        "profiles.yml points dbt at: $RETAIL_XSELL_DUCKDB_PATH or build/retail_xsell.duckdb)",
     )
     parser.add_argument(
         "--parquet-dir", type=Path, default=None, help="Parquet folder (default: OUT/parquet)"
@@ -143,7 +163,9 @@ def main_contracts(argv: list[str] | None = None) -> int:
         action="store_true",
         help="first export the public ports of --database to the Parquet folder (read-only)",
     )
-    args = parser.parse_args(argv)
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     artifacts = {}
     for name in ("manifest.json", "semantic_manifest.json"):
         path = args.target_path / name
@@ -152,9 +174,10 @@ def main_contracts(argv: list[str] | None = None) -> int:
         artifacts[name] = json.loads(path.read_text())
     if not args.slo_file.is_file():
         parser.error(f"no SLO file at {args.slo_file}")
-    database = args.database or Path(
-        os.environ.get("RETAIL_XSELL_DUCKDB_PATH", PROJECT_DIR / "build" / "retail_xsell.duckdb")
-    )
+    try:
+        database = args.database or settings.database_path()
+    except ValueError as exc:
+        parser.error(str(exc))
     out = args.out.resolve()
     parquet_dir = (args.parquet_dir or out / "parquet").resolve()
     if args.export_parquet:

@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
+from retail_xsell import settings
 from retail_xsell.ports import PortColumn, PortModel, output_port_models
 
-PROJECT_DIR = Path(__file__).resolve().parents[3]
 API_VERSION = "v3.1.0"
 PRODUCT = "retail_xsell"
 RAW_SOURCE = "retail_raw"
@@ -788,10 +788,13 @@ def build_contracts(
     published_database: Path,
     parquet_dir: Path,
     publication_id: str | None = None,
-    project_dir: Path = PROJECT_DIR,
+    project_dir: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every ODCS contract of the product, keyed by port: duckdb, parquet, raw_input."""
-    project = Project.load(project_dir)
+    """Every ODCS contract of the product, keyed by port: duckdb, parquet, raw_input.
+
+    ``project_dir`` (default: :func:`retail_xsell.settings.project_dir`) holds the
+    dbt_project.yml whose version and vars the contracts state."""
+    project = Project.load(project_dir or settings.project_dir())
     ports = output_port_models(manifest, semantic_manifest)
     tests = collect_tests(manifest, project)
     return {

@@ -1,7 +1,11 @@
-"""Command line: ``generate_raw_data.py sample|scale [options]``.
+"""Command line: ``retail-xsell generate sample|scale [options]``, and the same as
+``scripts/generate_raw_data.py sample|scale [options]``.
 
 Argument problems are reported as one ``error: ...`` line on stderr with exit code 2
 (never a traceback), so wrappers such as make or CI can show them as they are.
+
+The generator itself (numpy, pyarrow) is imported when a mode runs, not with the
+parser, so that every other ``retail-xsell`` command starts without it.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
-from tqdm import tqdm
+from retail_xsell import settings
+from retail_xsell.commandline import CommandParser, Subcommands, UsageError, add_command
 
 from .config import (
     FLAW_SPECS,
@@ -26,23 +31,14 @@ from .config import (
     SAMPLE_SEED,
     GeneratorConfig,
 )
-from .pipeline import estimate_lines_per_customer, generate, write_truth
-from .schema import TABLES
-from .writers import FolderSink, SampleCsvSink
 
+__all__ = ["UsageError", "build_parser", "main", "register", "run"]
 
-class UsageError(Exception):
-    """Bad command-line input (exit code 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def _repo_root() -> Path:
-    root = Path(__file__).resolve().parents[3]
-    return root if (root / "pyproject.toml").exists() else Path.cwd()
+DESCRIPTION = (
+    "Generate the raw customer_info, product and purchase sources of a fictional "
+    "online retailer (all columns text, with documented flaws), plus a truth file. "
+    "Deterministic for a given seed. See docs/generator.md."
+)
 
 
 def _positive_int(text: str) -> int:
@@ -79,17 +75,37 @@ def _flaw_help() -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="generate_raw_data.py",
-        description=(
-            "Generate the raw customer_info, product and purchase sources of a fictional "
-            "online retailer (all columns text, with documented flaws), plus a truth file. "
-            "Deterministic for a given seed. See docs/generator.md."
-        ),
-        epilog=_flaw_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _parser_options() -> dict[str, Any]:
+    """What the script's parser and the subcommand's share: help text, error style."""
+    return {
+        "description": DESCRIPTION,
+        "epilog": _flaw_help(),
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+        "one_line_errors": True,
+    }
+
+
+def build_parser() -> CommandParser:
+    """The parser of ``scripts/generate_raw_data.py``: the generator on its own."""
+    parser = CommandParser(prog="generate_raw_data.py", **_parser_options())
+    configure(parser)
+    return parser
+
+
+def register(subcommands: Subcommands) -> None:
+    """``retail-xsell generate``: the same options, help and errors as the script."""
+    parser = add_command(
+        subcommands,
+        "generate",
+        run,
+        help="generate raw retail data (sample or scale mode)",
+        **_parser_options(),
     )
+    configure(parser)
+
+
+def configure(parser: CommandParser) -> None:
+    """Add the generator's modes (sample, scale) and their options to ``parser``."""
     sub = parser.add_subparsers(dest="mode", metavar="{sample,scale}", required=True)
 
     def common(p: argparse.ArgumentParser, seed_help: str) -> None:
@@ -167,7 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
         "three days ago, for data that the freshness objective sees as current",
     )
     scale.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
 
 
 def _date(text: str) -> dt.date:
@@ -177,15 +192,10 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def _window(end: dt.date | None) -> dict[str, str]:
+def _window(end: dt.date) -> tuple[str, str]:
     """The simulated window ending on `end`, as long as the default one (three years)."""
-    if end is None:
-        return {}
     start = end.replace(year=end.year - 3) + dt.timedelta(days=1)
-    return {
-        "window_start": f"{start:%Y-%m-%d} 00:00:00",
-        "window_end": f"{end:%Y-%m-%d} 23:59:59",
-    }
+    return f"{start:%Y-%m-%d} 00:00:00", f"{end:%Y-%m-%d} 23:59:59"
 
 
 def _check_out(path: Path, *, create_parents: bool) -> Path:
@@ -205,17 +215,30 @@ def _check_out(path: Path, *, create_parents: bool) -> Path:
     return path
 
 
-def _config(args: argparse.Namespace, n_customers: int, **extra: int | str) -> GeneratorConfig:
+def _config(
+    args: argparse.Namespace,
+    n_customers: int,
+    *,
+    chunk_customers: int | None = None,
+    window_end: dt.date | None = None,
+) -> GeneratorConfig:
     try:
         cfg = GeneratorConfig(seed=args.seed, n_customers=n_customers, n_products=args.products)
-        cfg = replace(cfg, **extra) if extra else cfg
+        if chunk_customers is not None:
+            cfg = replace(cfg, chunk_customers=chunk_customers)
+        if window_end is not None:
+            start, end = _window(window_end)
+            cfg = replace(cfg, window_start=start, window_end=end)
         return cfg.with_flaw_rates(dict(args.flaw_rate))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 
 def run_sample(args: argparse.Namespace) -> None:
-    out = _check_out(args.out or _repo_root() / "seeds", create_parents=args.out is None)
+    from .pipeline import generate, write_truth
+    from .writers import SampleCsvSink
+
+    out = _check_out(args.out or settings.seeds_dir(), create_parents=args.out is None)
     cfg = _config(args, args.customers)
     t0 = time.perf_counter()
     doc = generate(cfg, SampleCsvSink(out), mode="sample")
@@ -228,9 +251,15 @@ def run_sample(args: argparse.Namespace) -> None:
 
 
 def run_scale(args: argparse.Namespace) -> None:
-    default = _repo_root() / "data" / "generated" / str(args.purchase_lines)
+    from tqdm import tqdm
+
+    from .pipeline import estimate_lines_per_customer, generate, write_truth
+    from .schema import TABLES
+    from .writers import FolderSink
+
+    default = settings.generated_data_dir() / str(args.purchase_lines)
     out = _check_out(args.out or default, create_parents=args.out is None)
-    base = _config(args, 1, chunk_customers=args.chunk_customers, **_window(args.window_end))
+    base = _config(args, 1, chunk_customers=args.chunk_customers, window_end=args.window_end)
     if args.products < 40:
         raise UsageError("--products must be at least 40 (one per subcategory)")
     per_customer = estimate_lines_per_customer(base)
@@ -262,10 +291,9 @@ def run_scale(args: argparse.Namespace) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
+def run(args: argparse.Namespace) -> int:
+    """Generate what the parsed ``args`` ask for; returns the process exit code."""
     try:
-        args = build_parser().parse_args(argv)
         if args.products < 40:
             raise UsageError("--products must be at least 40 (one per subcategory)")
         if args.mode == "sample":
@@ -279,3 +307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of scripts/generate_raw_data.py; returns the process exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run(args)

@@ -175,11 +175,11 @@ def choose_categories(
             out_o.append(oidx[sel])
             out_j.append(np.full(cj.size, j, dtype=np.int64))
             out_c.append(cat)
-    o = np.concatenate(out_o)
-    j = np.concatenate(out_j)
-    c = np.concatenate(out_c)
-    order = np.lexsort((j, o))
-    return o[order], j[order], c[order]
+    orders = np.concatenate(out_o)
+    lines = np.concatenate(out_j)
+    categories = np.concatenate(out_c)
+    order = np.lexsort((lines, orders))
+    return orders[order], lines[order], categories[order]
 
 
 def _pick_products(

@@ -1,0 +1,146 @@
+"""Where the product's files are, and every environment variable the package reads.
+
+One module, so that the dbt profile, make, the gate, publish, the semantic layer and the
+(coming) API cannot disagree about which database is meant. Nothing here runs at
+import: every value is read when it is asked for, so a test or a caller may change the
+environment in between, and the dbt plugin (retail_xsell.pseudonyms) can import it.
+
+Paths from environment variables keep profiles.yml's meaning: dbt hands them to DuckDB,
+which resolves a relative path against the current folder, so they are relative to
+the current folder here too (``base`` overrides that). The project's own files
+(slos.yml, target/, contract_changes.yml, dbt_project.yml) are under
+:func:`project_dir`.
+
+| variable | read by | meaning |
+| --- | --- | --- |
+| RETAIL_XSELL_TARGET | :func:`dbt_target` | dbt target: dev, ci or published |
+| RETAIL_XSELL_DUCKDB_PATH | :func:`database_path` | the working database |
+| RETAIL_XSELL_PUBLISHED_PATH | :func:`published_path` | the database consumers read |
+| RETAIL_XSELL_KEEP_PUBLICATIONS | :func:`keep_publications` | publications kept |
+| RETAIL_XSELL_SLO_FILE | :func:`slo_file` | the SLO declarations |
+| RETAIL_XSELL_PII_KEY | :func:`pii_key_text` | the pseudonymisation key |
+
+(RETAIL_XSELL_MEMORY_LIMIT is read by profiles.yml alone: only dbt's DuckDB uses it.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+TARGET_ENV = "RETAIL_XSELL_TARGET"
+DATABASE_ENV = "RETAIL_XSELL_DUCKDB_PATH"
+PUBLISHED_ENV = "RETAIL_XSELL_PUBLISHED_PATH"
+KEEP_ENV = "RETAIL_XSELL_KEEP_PUBLICATIONS"
+SLO_FILE_ENV = "RETAIL_XSELL_SLO_FILE"
+PII_KEY_ENV = "RETAIL_XSELL_PII_KEY"
+
+DEFAULT_TARGET = "dev"
+#: The working database of each building target, as in profiles.yml.
+DEFAULT_DATABASE_PATHS = {"dev": "build/retail_xsell.duckdb", "ci": "build/ci.duckdb"}
+#: Where consumers read the product, as in profiles.yml's published target.
+DEFAULT_PUBLISHED_PATH = "build/published/retail_xsell.duckdb"
+DEFAULT_KEEP_PUBLICATIONS = 5
+SLO_FILE_NAME = "slos.yml"
+PROJECT_FILE = "dbt_project.yml"
+
+#: The checkout this package is installed from (make installs it editable).
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def _resolve(path: str | Path, base: Path | None) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else (base or Path.cwd()) / path
+
+
+def project_dir() -> Path:
+    """The dbt project: the current folder when it is one (make, CI and dbt itself run
+    there), else the checkout this package is installed from, else the current folder."""
+    cwd = Path.cwd()
+    if (cwd / PROJECT_FILE).is_file():
+        return cwd
+    return _CHECKOUT if (_CHECKOUT / PROJECT_FILE).is_file() else cwd
+
+
+def target_path(project: Path | None = None) -> Path:
+    """dbt's artifacts folder: ``target/`` of the project (where ``mf`` looks, too)."""
+    return (project or project_dir()) / "target"
+
+
+def seeds_dir(project: Path | None = None) -> Path:
+    """The committed sample (dbt seeds) the generator reproduces."""
+    return (project or project_dir()) / "seeds"
+
+
+def generated_data_dir(project: Path | None = None) -> Path:
+    """Where generated raw data sets are kept (git-ignored), one folder per size."""
+    return (project or project_dir()) / "data" / "generated"
+
+
+def docs_site_dir(project: Path | None = None) -> Path:
+    """Where the docs site is staged for serving (never target/ itself)."""
+    return (project or project_dir()) / "build" / "docs-site"
+
+
+def dbt_target(environ: Mapping[str, str] | None = None) -> str:
+    """RETAIL_XSELL_TARGET: the dbt target profiles.yml selects (dev when unset)."""
+    return _environ(environ).get(TARGET_ENV, DEFAULT_TARGET)
+
+
+def database_path(base: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The working database: the DuckDB file dbt builds into, as profiles.yml resolves it.
+
+    RETAIL_XSELL_DUCKDB_PATH wins; otherwise the default of the target named by
+    RETAIL_XSELL_TARGET. Only building targets have a working database: ValueError
+    otherwise. A relative path is relative to ``base`` (default: the current folder).
+    """
+    environ = _environ(environ)
+    target = dbt_target(environ)
+    if target not in DEFAULT_DATABASE_PATHS:
+        raise ValueError(
+            f"{TARGET_ENV} must be one of {', '.join(DEFAULT_DATABASE_PATHS)}; got {target!r}"
+        )
+    return _resolve(environ.get(DATABASE_ENV, DEFAULT_DATABASE_PATHS[target]), base)
+
+
+def published_path(base: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The published database consumers read: RETAIL_XSELL_PUBLISHED_PATH, or the
+    documented default. A relative path is relative to ``base`` (default: the current
+    folder)."""
+    return _resolve(_environ(environ).get(PUBLISHED_ENV, DEFAULT_PUBLISHED_PATH), base)
+
+
+def keep_publications(environ: Mapping[str, str] | None = None) -> int:
+    """RETAIL_XSELL_KEEP_PUBLICATIONS: how many publications to keep (at least 1)."""
+    raw = _environ(environ).get(KEEP_ENV, str(DEFAULT_KEEP_PUBLICATIONS))
+    try:
+        keep = int(raw)
+    except ValueError:
+        keep = 0
+    if keep < 1:
+        raise ValueError(f"{KEEP_ENV} must be a whole number >= 1; got {raw!r}")
+    return keep
+
+
+def slo_file(project: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The SLO declarations the gate evaluates: RETAIL_XSELL_SLO_FILE (relative to the
+    current folder), or the project's slos.yml."""
+    value = _environ(environ).get(SLO_FILE_ENV)
+    return _resolve(value, None) if value else (project or project_dir()) / SLO_FILE_NAME
+
+
+def report_dir(database: Path) -> Path:
+    """Where the gate writes its report and history: beside the working database, one
+    folder per database file (``build/slo/<database stem>/``)."""
+    return database.parent / "slo" / database.stem
+
+
+def pii_key_text(environ: Mapping[str, str] | None = None) -> str:
+    """RETAIL_XSELL_PII_KEY, surrounding whitespace removed ('' when unset); what it
+    means is retail_xsell.pseudonyms' business."""
+    return _environ(environ).get(PII_KEY_ENV, "").strip()
