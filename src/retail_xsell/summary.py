@@ -21,7 +21,7 @@ from retail_xsell.ports import single_row
 RECONCILIATION_SQL = """
     select source_table, raw_row_count, clean_row_count, rejected_row_count,
            exact_duplicate_row_count, superseded_row_count, is_reconciled
-    from main.stg_retail__row_reconciliation
+    from main_audit.row_reconciliation
     order by source_table
 """
 
@@ -91,12 +91,12 @@ class NotBuiltError(RuntimeError):
     """The database or the staging models do not exist yet."""
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+def _has_table(con: duckdb.DuckDBPyConnection, name: str, schema: str = "main") -> bool:
     (found,) = single_row(
         con,
         "select count(*) from duckdb_tables() where database_name = current_database()"
-        " and schema_name = 'main' and table_name = ?",
-        [name],
+        " and schema_name = ? and table_name = ?",
+        [schema, name],
     )
     return bool(found)
 
@@ -186,7 +186,7 @@ def render_summary(
         publication = (
             con.execute(PUBLICATION_SQL).fetchone() if _has_table(con, "publications") else None
         )
-        is_working = _has_table(con, "stg_retail__row_reconciliation")
+        is_working = _has_table(con, "row_reconciliation", schema="main_audit")
     # After the connection is closed: the semantic layer opens the file itself.
     metrics = headline_metrics(database, target_path)
 

@@ -66,7 +66,6 @@ BROKEN = {
     ].update(blockng=True),
     "target needs min and/or max": lambda d: d["slos"][1].update(target={}),
     "SLO 'completeness_raw_rows' category": lambda d: d["slos"][1].update(category="speed"),
-    "measurement non_null_rate needs columns": lambda d: d["slos"][2].pop("columns"),
     "columns must be written model.column": lambda d: d["slos"][2]["columns"].append("orders"),
     "SLO reconciliation is declared twice": lambda d: d["slos"].append(
         next(s for s in d["slos"] if s["name"] == "reconciliation")

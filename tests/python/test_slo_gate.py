@@ -178,7 +178,9 @@ def test_baseline_passes_and_records_its_publication(baseline):
         (orders,) = con.execute("select count(*) from main.orders").fetchone()
         (published_stored,) = con.execute(stored_failures).fetchone()
     with duckdb.connect(str(baseline.build.database), read_only=True) as con:
-        (stored,) = con.execute(stored_failures + " and table_name <> 'build_runs'").fetchone()
+        (stored,) = con.execute(
+            stored_failures + " and table_name not in ('build_runs', 'row_reconciliation')"
+        ).fetchone()
     assert orders == record["row_counts"]["orders"] > 0
     run_results = json.loads((baseline.build.target / "run_results.json").read_text())
     tests = [r for r in run_results["results"] if r["unique_id"].startswith("test.")]
@@ -277,16 +279,36 @@ def test_burst_of_invalid_rows_breaches_completeness(baseline, tmp_path):
 
 
 def test_duplicated_key_breaches_uniqueness(baseline, tmp_path):
-    """A fan-out bug in a mart, injected into a copy of the built database (staging
-    removes duplicated raw keys by design, so it has to be the mart)."""
+    """A fan-out bug in a mart, as dbt reports it: the gate reads the key tests' results
+    from run_results.json (tagged slo:uniqueness_mart_keys) and their stored failing rows,
+    so the fault is injected where dbt would have written it (staging removes duplicated
+    raw keys by design, so it has to be the mart)."""
     published = _published_copy(baseline, tmp_path)
     build = _work_copy(baseline, tmp_path)
+    run_results_path = build.target / "run_results.json"
+    run_results = json.loads(run_results_path.read_text())
+    (result,) = [
+        r
+        for r in run_results["results"]
+        if r["unique_id"].startswith("test.retail_xsell.unique_orders_order_id.")
+    ]
+    result["status"], result["failures"] = "fail", 1
+    run_results_path.write_text(json.dumps(run_results))
+    stored = ".".join(result["relation_name"].split(".")[-2:])
     with duckdb.connect(str(build.database)) as con:
         con.execute("insert into main.orders select * from main.orders limit 1")
+        con.execute(
+            f"create or replace table {stored} as select order_id as unique_field,"
+            " count(*) as n_records from main.orders group by 1 having count(*) > 1"
+        )
+        (orders,) = con.execute("select count(*) from main.orders").fetchone()
     report = _gate(build, published)
     _assert_blocked(report, "uniqueness_mart_keys", build, published, baseline)
     slo = next(s for s in report["slos"] if s["name"] == "uniqueness_mart_keys")
-    assert slo["measured"] == 1 and "orders (order_id): 1 duplicate rows" in slo["details"]
+    assert slo["measured"] == 2
+    assert any(
+        d.startswith(f"orders.order_id: 2 of {orders:,} rows fail unique") for d in slo["details"]
+    )
 
 
 def test_dropped_partition_breaches_volume(baseline, tmp_path):
@@ -426,9 +448,7 @@ def test_slo_file_declares_every_objective_and_is_documented():
     assert measurements >= {
         "source_freshness",
         "raw_rows_passing_staging",
-        "non_null_rate",
-        "mart_key_duplicates",
-        "validity",
+        "tagged_dbt_tests",
         "volume_change",
         "unreconciled_rows",
         "build_duration",

@@ -64,13 +64,6 @@ class Target(_Declaration):
         return self.model_dump(exclude_none=True)
 
 
-class ValidityCheck(_Declaration):
-    """One legal-range or accepted-set condition of a mart (measurement ``validity``)."""
-
-    model: str = Field(description="the mart (dbt model name)")
-    condition: str = Field(description="SQL over the mart's columns that a valid row meets")
-
-
 class Slo(_Declaration):
     """One service level objective."""
 
@@ -100,11 +93,19 @@ class Slo(_Declaration):
     )
     columns: list[str] = Field(
         default_factory=list,
-        description="non_null_rate: the mart columns, as model.column",
+        description="tagged_dbt_tests: the mart columns, as model.column, that must carry "
+        "a dbt test tagged slo:<name>",
         json_schema_extra={"items": {"type": "string", "pattern": r"^[^.]+\.[^.]+$"}},
     )
-    checks: list[ValidityCheck] = Field(
-        default_factory=list, description="validity: the conditions to hold on every row"
+    aggregate: Literal["passing_share", "failures"] = Field(
+        "passing_share",
+        description="tagged_dbt_tests: the worst test's share of rows passing, or the "
+        "failing rows summed",
+    )
+    every_public_model: bool = Field(
+        False,
+        description="tagged_dbt_tests: every public model must carry a test tagged "
+        "slo:<name> (its key test)",
     )
     repeats: int = Field(3, ge=1, description="query_latency: warm repeats of each query")
     accepted_changes: str = Field(

@@ -209,7 +209,18 @@ def evaluate(
         },
         "row_counts": counts,
         "slos": [{**asdict(r), "target_text": r.target_text} for r in results],
+        "access_review": _access_review(),
     }
+
+
+def _access_review() -> list[dict[str, Any]]:
+    """Per principal, what the API served and refused (empty before any access)."""
+    from retail_xsell.delivery.audit import access_review, default_audit_path, read_records
+
+    path = default_audit_path()
+    if not path.is_file():
+        return []
+    return json.loads(json.dumps(access_review(read_records(path)), default=str))
 
 
 def run_gate(

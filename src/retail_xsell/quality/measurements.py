@@ -130,7 +130,7 @@ def measure_freshness(slo: Slo, inputs: Inputs) -> Measurement:
 def measure_passing_rows(slo: Slo, inputs: Inputs) -> Measurement:
     rows = inputs.connection.execute(
         "select source_table, raw_row_count, rejected_row_count"
-        " from main.stg_retail__row_reconciliation order by source_table"
+        " from main_audit.row_reconciliation order by source_table"
     ).fetchall()
     shares = sorted(
         (1 - rejected / raw if raw else 1.0, table, raw, rejected) for table, raw, rejected in rows
@@ -143,74 +143,81 @@ def measure_passing_rows(slo: Slo, inputs: Inputs) -> Measurement:
     return Measurement(shares[0][0], details)
 
 
-def measure_non_null(slo: Slo, inputs: Inputs) -> Measurement:
-    worst, details = 1.0, []
+def _failing_rows(connection: duckdb.DuckDBPyConnection, result: dict[str, Any]) -> int:
+    """Rows a failing test found: its stored failures (accepted_values stores one row per
+    bad value with n_records), or dbt's failure count when nothing was stored."""
+    failures = int(result.get("failures") or 0)
+    relation = result.get("relation_name")
+    if not failures or not relation:
+        return failures
+    # The stored relation is "<catalog>"."main_audit"."<test>"; read it in this file.
+    local = ".".join(relation.split(".")[-2:])
+    columns = {row[0] for row in connection.execute(f"describe {local}").fetchall()}
+    aggregate = "sum(n_records)" if "n_records" in columns else "count(*)"
+    (rows,) = single_row(connection, f"select coalesce({aggregate}, 0) from {local}")
+    return int(rows)
+
+
+def measure_tagged_tests(slo: Slo, inputs: Inputs) -> Measurement:
+    """The dbt data tests tagged ``slo:<name>``, read from run_results.json.
+
+    The rules live in the tests (on the marts); slos.yml only says which columns (or
+    every public model) must be covered. ``aggregate: passing_share`` reports the worst
+    test's share of rows passing; ``failures`` the failing rows summed, a public model
+    without a tagged test counting as one.
+    """
+    tag = f"slo:{slo.name}"
+    nodes = inputs.manifest["nodes"]
+    tests = [
+        node
+        for node in nodes.values()
+        if node["resource_type"] == "test" and tag in (node.get("tags") or [])
+    ]
+    results = {result["unique_id"]: result for result in inputs.run_results.get("results", [])}
+    problems: list[str] = []
     for column in slo.columns:
         model, name = column.split(".")
-        total, non_null = single_row(
-            inputs.connection,
-            f"select count(*), count({quote_identifier(name)}) from main.{quote_identifier(model)}",
-        )
-        rate = non_null / total if total else 1.0
-        worst = min(worst, rate)
-        if rate < 1 or total == 0:
-            details.append(f"{column}: {rate:.2%} non-null of {total:,} rows")
-    return Measurement(worst, details or ["every listed column is fully populated"])
-
-
-def _mart_keys(manifest: dict[str, Any]) -> dict[str, list[list[str]]]:
-    keys: dict[str, list[list[str]]] = {}
-    for node in manifest["nodes"].values():
-        metadata = node.get("test_metadata") or {}
-        attached = node.get("attached_node")
-        if node["resource_type"] != "test" or not attached:
+        if not any(
+            (t.get("attached_node") or "").split(".")[-1] == model and t.get("column_name") == name
+            for t in tests
+        ):
+            problems.append(f"{column}: no dbt test tagged {tag}")
+    uncovered = []
+    if slo.every_public_model:
+        covered = {t.get("attached_node") for t in tests}
+        uncovered = [
+            m["name"]
+            for m in governance.public_models(inputs.manifest)
+            if m["unique_id"] not in covered
+        ]
+    if not tests:
+        problems.append(f"no dbt test carries the tag {tag}")
+    worst, failing_total, details = 1.0, len(uncovered), []
+    details += [f"{name}: no key test tagged {tag} (counted as 1)" for name in uncovered]
+    for test in sorted(tests, key=lambda t: t["name"]):
+        result = results.get(test["unique_id"])
+        if result is None or result["status"] in ("error", "skipped", "runtime error"):
+            status = "not run" if result is None else result["status"]
+            problems.append(f"{test['name']}: the test did not run in the last build ({status})")
             continue
-        if metadata.get("name") == "unique":
-            columns = [metadata["kwargs"]["column_name"]]
-        elif metadata.get("name") == "unique_combination_of_columns":
-            columns = list(metadata["kwargs"]["combination_of_columns"])
-        else:
+        model = nodes.get(test.get("attached_node") or "")
+        failing = _failing_rows(inputs.connection, result)
+        failing_total += failing
+        if model is None:
             continue
-        keys.setdefault(attached, []).append(columns)
-    return keys
-
-
-def measure_key_duplicates(slo: Slo, inputs: Inputs) -> Measurement:
-    keys = _mart_keys(inputs.manifest)
-    duplicates, details = 0, []
-    for model in governance.public_models(inputs.manifest):
-        model_keys = keys.get(model["unique_id"])
-        if not model_keys:
-            duplicates += 1
-            details.append(f"{model['name']}: no unique key declared (counted as 1)")
-            continue
-        for columns in model_keys:
-            column_list = ", ".join(quote_identifier(c) for c in columns)
-            (extra,) = single_row(
-                inputs.connection,
-                f"select count(*) - count(distinct ({column_list})) from {model_relation(model)}",
-            )
-            duplicates += extra
-            if extra:
-                details.append(f"{model['name']} ({', '.join(columns)}): {extra:,} duplicate rows")
-    return Measurement(duplicates, details or ["every public mart key is unique"])
-
-
-def measure_validity(slo: Slo, inputs: Inputs) -> Measurement:
-    worst, details = 1.0, []
-    for check in slo.checks:
-        total, valid = single_row(
-            inputs.connection,
-            f"select count(*), count(*) filter (where ({check.condition}) is not false)"
-            f" from main.{quote_identifier(check.model)}",
-        )
-        share = valid / total if total else 1.0
+        (rows,) = single_row(inputs.connection, f"select count(*) from {model_relation(model)}")
+        share = 1 - failing / rows if rows else 1.0
         worst = min(worst, share)
-        if share < 1:
+        if failing:
+            where = f"{model['name']}.{test.get('column_name') or ''}".rstrip(".")
             details.append(
-                f"{check.model}: {total - valid:,} of {total:,} rows fail `{check.condition}`"
+                f"{where}: {failing:,} of {rows:,} rows fail {test['test_metadata']['name']}"
+                f" ({test['name']}; failing rows in {result.get('relation_name')})"
             )
-    return Measurement(worst, details or [f"all {len(slo.checks)} checks hold on every row"])
+    if problems:
+        return Measurement(None, problems + details, status="error")
+    value = worst if slo.aggregate == "passing_share" else float(failing_total)
+    return Measurement(value, details or [f"all {len(tests)} tests tagged {tag} pass"])
 
 
 def row_counts(connection: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) -> dict[str, int]:
@@ -219,7 +226,7 @@ def row_counts(connection: duckdb.DuckDBPyConnection, manifest: dict[str, Any]) 
     counts = {
         f"raw.{table}": raw
         for table, raw in connection.execute(
-            "select source_table, raw_row_count from main.stg_retail__row_reconciliation"
+            "select source_table, raw_row_count from main_audit.row_reconciliation"
         ).fetchall()
     }
     for model in governance.public_models(manifest):
@@ -288,7 +295,7 @@ def measure_volume(slo: Slo, inputs: Inputs) -> Measurement:
 def measure_unreconciled(slo: Slo, inputs: Inputs) -> Measurement:
     rows = inputs.connection.execute(
         "select source_table, raw_row_count - clean_row_count - rejected_row_count"
-        " - duplicate_row_count from main.stg_retail__row_reconciliation"
+        " - duplicate_row_count from main_audit.row_reconciliation"
     ).fetchall()
     missing = sum(abs(gap) for _, gap in rows)
     details = [f"{table}: {gap:+,} rows unaccounted for" for table, gap in rows if gap]
@@ -450,6 +457,20 @@ def _model_relation(manifest: dict[str, Any], model: str) -> str:
     return f"main.{quote_identifier(model)}"
 
 
+def measure_audit_trail(slo: Slo, inputs: Inputs) -> Measurement:
+    """Problems in the API's audit trail: edited, removed, reordered or cut-off records
+    (retail_xsell.delivery.audit.verify). No trail yet means no access yet: 0."""
+    from retail_xsell.delivery.audit import default_audit_path, verify
+
+    path = default_audit_path()
+    result = verify(path)
+    if not result.log_exists:
+        return Measurement(0, [f"no API access recorded yet ({path})"])
+    if result.ok:
+        return Measurement(0, [f"{result.records:,} records in {path}, chain intact"])
+    return Measurement(float(len(result.problems)), result.problems[:20])
+
+
 # --- the registry --------------------------------------------------------------------
 
 
@@ -466,9 +487,7 @@ class MeasurementKind:
 MEASUREMENTS: dict[str, MeasurementKind] = {
     "source_freshness": MeasurementKind(measure_freshness),
     "raw_rows_passing_staging": MeasurementKind(measure_passing_rows),
-    "non_null_rate": MeasurementKind(measure_non_null, requires=("columns",)),
-    "mart_key_duplicates": MeasurementKind(measure_key_duplicates),
-    "validity": MeasurementKind(measure_validity, requires=("checks",)),
+    "tagged_dbt_tests": MeasurementKind(measure_tagged_tests),
     "volume_change": MeasurementKind(measure_volume),
     "unreconciled_rows": MeasurementKind(measure_unreconciled),
     "dbt_failures": MeasurementKind(measure_dbt_failures),
@@ -479,4 +498,5 @@ MEASUREMENTS: dict[str, MeasurementKind] = {
     "output_port_pii": MeasurementKind(measure_port_pii),
     "contract_breaking_changes": MeasurementKind(measure_contract_changes),
     "development_pseudonym_key": MeasurementKind(measure_development_key),
+    "audit_trail": MeasurementKind(measure_audit_trail),
 }

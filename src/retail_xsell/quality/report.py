@@ -127,6 +127,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         if slo.note:
             lines.append(f"  - note: {slo.note}")
         lines.append(f"  - where to look: {slo.where}")
+    lines += ["", "## Access review (API audit trail)", ""]
+    review = report.get("access_review") or []
+    if review:
+        from retail_xsell.delivery.audit import render_access_review_markdown
+
+        lines.append(render_access_review_markdown(review).rstrip())
+    else:
+        lines.append("No API access recorded yet (retail-xsell serve; docs/governance.md).")
     return "\n".join(lines) + "\n"
 
 
