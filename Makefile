@@ -23,7 +23,7 @@ endif
 .NOTPARALLEL:
 
 .PHONY: help venv run build summary clv test lint lint-python lint-types lint-sql dbt-test \
-	pytest docs sample slo-schema clean clean-venv gate publish publications
+	pytest docs sample slo-schema clean clean-venv gate publish publications serve token
 
 # The data contract tools (datacontract-cli, dataproduct-cli) in their own environment.
 include make/contracts.mk
@@ -74,6 +74,17 @@ clv: $(STAMP)  ## answer "what is a customer worth?" from the semantic layer on 
 
 publications: $(STAMP)  ## list the kept publications (roll back: retail-xsell publications --rollback ID)
 	@$(BIN)/retail-xsell publications --published $(PUBLISHED)
+
+# The governed API over the current publication (docs/governance.md). Publish first
+# (make run); a later publish is served without a restart. Tokens: make token WHO=erik.
+PORT ?= 8000
+WHO ?= maria
+serve: $(STAMP)  ## run the governed REST + GraphQL API on 127.0.0.1:$$PORT (default 8000)
+	@test -e $(PUBLISHED) || { echo "error: nothing published at $(PUBLISHED); run make run first" >&2; exit 1; }
+	$(BIN)/retail-xsell serve --host 127.0.0.1 --port $(PORT) --published $(PUBLISHED)
+
+token: $(STAMP)  ## print a development bearer token for WHO (a principal of policies.yml)
+	@$(BIN)/retail-xsell token $(WHO)
 
 test: lint dbt-test gate contracts-lint pytest  ## lint and run every test, the SLO gate and the contract lint on the sample (what CI runs)
 

@@ -53,8 +53,8 @@ import duckdb
 
 from retail_xsell import settings
 from retail_xsell.contracts import write_publication_documents
-from retail_xsell.pii_scan import scan
 from retail_xsell.delivery.catalog import CATALOG_FILE, catalog_document
+from retail_xsell.pii_scan import scan
 from retail_xsell.ports import (
     PortModel,
     export_parquet,

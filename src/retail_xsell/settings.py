@@ -19,6 +19,12 @@ the current folder here too (``base`` overrides that). The project's own files
 | RETAIL_XSELL_KEEP_PUBLICATIONS | :func:`keep_publications` | publications kept |
 | RETAIL_XSELL_SLO_FILE | :func:`slo_file` | the SLO declarations |
 | RETAIL_XSELL_PII_KEY | :func:`pii_key_text` | the pseudonymisation key |
+| RETAIL_XSELL_API_SECRET | :func:`api_secret_text` | the API's token signing secret |
+| RETAIL_XSELL_ENV | :func:`is_production` | ``production`` refuses development secrets |
+| RETAIL_XSELL_POLICIES | :func:`policies_path` | the API's policy file |
+| RETAIL_XSELL_AUDIT_LOG | :func:`audit_log_path` | the API's audit trail |
+| PORT | :func:`api_port` | the API's port (make serve) |
+| RETAIL_XSELL_TOKEN | :func:`api_token` | a bearer token for ``retail-xsell query`` |
 
 (RETAIL_XSELL_MEMORY_LIMIT is read by profiles.yml alone: only dbt's DuckDB uses it.)
 """
@@ -35,6 +41,12 @@ PUBLISHED_ENV = "RETAIL_XSELL_PUBLISHED_PATH"
 KEEP_ENV = "RETAIL_XSELL_KEEP_PUBLICATIONS"
 SLO_FILE_ENV = "RETAIL_XSELL_SLO_FILE"
 PII_KEY_ENV = "RETAIL_XSELL_PII_KEY"
+API_SECRET_ENV = "RETAIL_XSELL_API_SECRET"
+MODE_ENV = "RETAIL_XSELL_ENV"
+POLICIES_ENV = "RETAIL_XSELL_POLICIES"
+AUDIT_LOG_ENV = "RETAIL_XSELL_AUDIT_LOG"
+PORT_ENV = "PORT"
+TOKEN_ENV = "RETAIL_XSELL_TOKEN"
 
 DEFAULT_TARGET = "dev"
 #: The working database of each building target, as in profiles.yml.
@@ -144,3 +156,38 @@ def pii_key_text(environ: Mapping[str, str] | None = None) -> str:
     """RETAIL_XSELL_PII_KEY, surrounding whitespace removed ('' when unset); what it
     means is retail_xsell.pseudonyms' business."""
     return _environ(environ).get(PII_KEY_ENV, "").strip()
+
+
+def api_secret_text(environ: Mapping[str, str] | None = None) -> str:
+    """RETAIL_XSELL_API_SECRET, stripped ('' when unset); retail_xsell.delivery.auth
+    decides what it may be."""
+    return _environ(environ).get(API_SECRET_ENV, "").strip()
+
+
+def is_production(environ: Mapping[str, str] | None = None) -> bool:
+    """RETAIL_XSELL_ENV=production: development defaults are refused."""
+    return _environ(environ).get(MODE_ENV, "").strip().lower() == "production"
+
+
+def policies_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The API's policy file: RETAIL_XSELL_POLICIES, or policies.yml in the current
+    folder (the project's, under make)."""
+    value = _environ(environ).get(POLICIES_ENV, "").strip()
+    return _resolve(value or "policies.yml", None)
+
+
+def audit_log_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The API's audit trail: RETAIL_XSELL_AUDIT_LOG, or build/audit/access.jsonl in the
+    current folder; absolute, so a later chdir cannot split one log into two."""
+    value = _environ(environ).get(AUDIT_LOG_ENV, "").strip()
+    return _resolve(Path(value).expanduser() if value else "build/audit/access.jsonl", None)
+
+
+def api_port(environ: Mapping[str, str] | None = None) -> str:
+    """PORT, or 8000 (checked by the serve command)."""
+    return _environ(environ).get(PORT_ENV, "").strip() or "8000"
+
+
+def api_token(environ: Mapping[str, str] | None = None) -> str:
+    """RETAIL_XSELL_TOKEN ('' when unset): the token ``retail-xsell query`` sends."""
+    return _environ(environ).get(TOKEN_ENV, "").strip()

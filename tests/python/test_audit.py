@@ -225,7 +225,9 @@ def _append_from_two_threads(path: str, worker: int, per_thread: int, start: Any
 
 
 def test_four_processes_with_two_threads_each_append_one_unbroken_chain(log_path: Path) -> None:
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: a test session has threads (DuckDB, MetricFlow) whose locks a
+    # forked child would inherit held.
+    context = multiprocessing.get_context("spawn")
     start = context.Event()
     workers = [
         context.Process(target=_append_from_two_threads, args=(str(log_path), w, 50, start))

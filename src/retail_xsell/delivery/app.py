@@ -10,13 +10,14 @@ details; a bad input is a 4xx that names the field, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
-import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -104,6 +105,10 @@ def problem(
     )
 
 
+class _BodyTooLargeError(Exception):
+    """A chunked body grew past MAX_BODY_BYTES."""
+
+
 class AuditMiddleware:
     """One audit record per HTTP request, written before the response starts."""
 
@@ -125,6 +130,38 @@ class AuditMiddleware:
         )
         scope.setdefault("state", {})["audit"] = context
         replaced = False
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            context.reason = f"body over {MAX_BODY_BYTES} bytes"
+            response = problem(
+                413,
+                "Content too large",
+                f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+                "too-large",
+                context.request_id,
+            )
+            context.outcome = "denied"
+            try:
+                await _send_audited(self.audit_log, response, scope, receive, send, context)
+            except AuditWriteError:
+                await problem(
+                    503,
+                    "Service unavailable",
+                    "the access could not be audited",
+                    "audit-unavailable",
+                    context.request_id,
+                )(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise _BodyTooLargeError
+            return message
 
         async def audited_send(message: Message) -> None:
             nonlocal replaced
@@ -164,7 +201,19 @@ class AuditMiddleware:
             await original_send(message)
 
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLargeError:
+            if started:
+                raise
+            context.outcome, context.reason = "denied", f"body over {MAX_BODY_BYTES} bytes"
+            response = problem(
+                413,
+                "Content too large",
+                f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+                "too-large",
+                context.request_id,
+            )
+            await response(scope, receive, tracking_send)
         except Exception as error:  # a bug, not bad input: audited, answered, logged
             log.exception("unexpected error in request %s", context.request_id)
             if started:
@@ -179,6 +228,20 @@ class AuditMiddleware:
                 context.request_id,
             )
             await response(scope, receive, tracking_send)
+
+
+async def _send_audited(
+    audit_log: AuditLog,
+    response: JSONResponse,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    context: RequestAudit,
+) -> None:
+    record = context.record(response.status_code, f"{context.method} {context.path}")
+    await anyio.to_thread.run_sync(audit_log.append, record)
+    response.headers["x-request-id"] = context.request_id
+    await response(scope, receive, send)
 
 
 def _audit(request: Request) -> RequestAudit:
@@ -257,7 +320,14 @@ def create_app(
     publications = Publications(published, policy_path)
     service = Service(publications, secret)
     audit_log = AuditLog(audit_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        publications.close()  # release the read-only file when the server stops
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Retail cross-sell data product API",
         version="1",
         description=_api_description(publications),
@@ -275,6 +345,13 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         context = _audit(request)
+        # Who asks comes first: no token is a 401 whatever the body, and a bad request of
+        # a known principal is audited under its name.
+        try:
+            service.authenticate(request.headers.get("authorization"), context)
+        except UnauthenticatedError as refused:
+            context.reason = refused.reason
+            return problem(401, refused.title, refused.detail, refused.problem, context.request_id)
         parts = []
         for item in error.errors():
             where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "body"
@@ -295,12 +372,12 @@ def create_app(
     @app.get("/health", summary="Is the service up, and what does it serve?")
     def health(request: Request) -> dict[str, Any]:
         _audit(request).outcome = "allowed"
-        current = publications.current
-        return {
-            "status": "degraded" if publications.problem else "ok",
-            "publication_id": current.id,
-            "problem": publications.problem,
-        }
+        with publications.lease() as current:  # follows a publish, as requests do
+            return {
+                "status": "degraded" if publications.problem else "ok",
+                "publication_id": current.id,
+                "problem": publications.problem,
+            }
 
     @app.get(
         "/v1/meta",
@@ -402,14 +479,12 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """The app uvicorn serves (``make serve``): paths from the environment."""
-    from retail_xsell.publish import published_path
+    from retail_xsell import settings
 
     return create_app(
-        published=Path(os.environ.get("RETAIL_XSELL_PUBLISHED_PATH") or published_path()),
-        policy_path=Path(os.environ.get("RETAIL_XSELL_POLICIES", "policies.yml")),
-        audit_path=Path(os.environ["RETAIL_XSELL_AUDIT_LOG"])
-        if os.environ.get("RETAIL_XSELL_AUDIT_LOG")
-        else None,
+        published=settings.published_path(),
+        policy_path=settings.policies_path(),
+        audit_path=settings.audit_log_path(),
     )
 
 

@@ -147,9 +147,9 @@ def default_audit_path() -> Path:
 
     Made absolute at call time, so a later ``chdir`` cannot split one log into two.
     """
-    configured = os.environ.get(AUDIT_LOG_ENV, "").strip()
-    path = Path(configured).expanduser() if configured else DEFAULT_AUDIT_PATH
-    return path.absolute()
+    from retail_xsell import settings
+
+    return settings.audit_log_path().absolute()
 
 
 def canonical_json(value: Any) -> str:

@@ -14,15 +14,16 @@ start on the default, or on a secret shorter than :data:`MIN_SECRET_BYTES`.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import jwt
 
-SECRET_ENV = "RETAIL_XSELL_API_SECRET"
-MODE_ENV = "RETAIL_XSELL_ENV"
+from retail_xsell import settings
+
+SECRET_ENV = settings.API_SECRET_ENV
+MODE_ENV = settings.MODE_ENV
 #: Public, in the repository: for the sample and tests only.
 DEVELOPMENT_SECRET = "retail-xsell-DEVELOPMENT-ONLY-api-secret-never-use-in-production"
 MIN_SECRET_BYTES = 32
@@ -52,14 +53,12 @@ class ApiSecret:
 
 
 def is_production(environ: Mapping[str, str] | None = None) -> bool:
-    environ = os.environ if environ is None else environ
-    return environ.get(MODE_ENV, "").strip().lower() == "production"
+    return settings.is_production(environ)
 
 
 def load_secret(environ: Mapping[str, str] | None = None) -> ApiSecret:
     """The signing secret, refusing the development default in production mode."""
-    environ = os.environ if environ is None else environ
-    text = environ.get(SECRET_ENV, "").strip()
+    text = settings.api_secret_text(environ)
     production = is_production(environ)
     if not text:
         if production:
@@ -124,7 +123,9 @@ def verify_token(secret: ApiSecret, authorization: str | None) -> str:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise InvalidTokenError("the token names no principal")
-    issued = claims.get("iat")
+    issued, expires = claims.get("iat"), claims.get("exp")
     if not isinstance(issued, int | float) or issued > dt.datetime.now(dt.UTC).timestamp() + 60:
         raise InvalidTokenError("the token's issue time is in the future")
+    if not isinstance(expires, int | float) or expires - issued > MAX_TOKEN_HOURS * 3600:
+        raise InvalidTokenError(f"the token lives longer than {MAX_TOKEN_HOURS} hours")
     return subject

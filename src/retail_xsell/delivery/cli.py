@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_POLICIES = Path("policies.yml")
+from retail_xsell import settings
+from retail_xsell.commandline import Subcommands, add_command
 
 
 def _port(text: str) -> int:
@@ -27,9 +28,11 @@ def _port(text: str) -> int:
     return port
 
 
-def register_serve(commands: argparse._SubParsersAction) -> None:
-    serve = commands.add_parser(
+def register_serve(commands: Subcommands) -> None:
+    serve = add_command(
+        commands,
         "serve",
+        run_serve,
         help="run the governed REST and GraphQL API over the current publication",
         description="Serve /v1 (REST), /graphql and /openapi.json with uvicorn. Every "
         "request is authenticated (retail-xsell token), governed by policies.yml and "
@@ -39,7 +42,7 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--port",
         type=_port,
-        default=os.environ.get("PORT", "8000"),
+        default=settings.api_port(),
         help="port (default: $PORT or 8000)",
     )
     serve.add_argument(
@@ -55,16 +58,13 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
         help="audit trail (default: RETAIL_XSELL_AUDIT_LOG or build/audit/access.jsonl)",
     )
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    serve.set_defaults(handler=run_serve)
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
-    from retail_xsell.publish import published_path
-
-    published = Path(args.published) if args.published else published_path()
-    policies = Path(args.policies or os.environ.get("RETAIL_XSELL_POLICIES") or DEFAULT_POLICIES)
-    audit = args.audit_log or os.environ.get("RETAIL_XSELL_AUDIT_LOG")
-    return published, policies, Path(audit) if audit else None
+    published = Path(args.published) if args.published else settings.published_path()
+    policies = Path(args.policies) if args.policies else settings.policies_path()
+    audit = Path(args.audit_log) if args.audit_log else settings.audit_log_path()
+    return published, policies, audit
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -103,9 +103,9 @@ def run_serve(args: argparse.Namespace) -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0
     # Several processes: each builds its own app from the environment (checked above).
-    os.environ["RETAIL_XSELL_PUBLISHED_PATH"] = str(published.absolute())
-    os.environ["RETAIL_XSELL_POLICIES"] = str(policies.absolute())
-    os.environ["RETAIL_XSELL_AUDIT_LOG"] = str(audit.absolute())
+    os.environ[settings.PUBLISHED_ENV] = str(published.absolute())
+    os.environ[settings.POLICIES_ENV] = str(policies.absolute())
+    os.environ[settings.AUDIT_LOG_ENV] = str(audit.absolute())
     app.state.service.publications.close()
     uvicorn.run(
         "retail_xsell.delivery.app:app_from_environment",
@@ -118,9 +118,11 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_token(commands: argparse._SubParsersAction) -> None:
-    token = commands.add_parser(
+def register_token(commands: Subcommands) -> None:
+    token = add_command(
+        commands,
         "token",
+        run_token,
         help="issue a bearer token for a principal of policies.yml",
         description="Print a signed token (JWT) for PRINCIPAL, signed with "
         "RETAIL_XSELL_API_SECRET (or the development default). Use it as "
@@ -131,13 +133,12 @@ def register_token(commands: argparse._SubParsersAction) -> None:
         "--hours", type=float, default=8.0, help="validity in hours (default 8, at most 720)"
     )
     token.add_argument("--policies", help="policy file (default: policies.yml)")
-    token.set_defaults(handler=run_token)
 
 
 def run_token(args: argparse.Namespace) -> int:
     from retail_xsell.delivery.auth import AuthConfigError, issue_token, load_secret
 
-    policies = Path(args.policies or os.environ.get("RETAIL_XSELL_POLICIES") or DEFAULT_POLICIES)
+    policies = Path(args.policies) if args.policies else settings.policies_path()
     try:
         document = yaml.safe_load(policies.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
@@ -159,15 +160,16 @@ def run_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_audit(commands: argparse._SubParsersAction) -> None:
+def register_audit(commands: Subcommands) -> None:
     from retail_xsell.delivery.audit import add_audit_arguments
 
-    audit = commands.add_parser(
+    audit = add_command(
+        commands,
         "audit",
+        _run_audit,
         help="who accessed what: list, verify (tamper check) or review the API audit trail",
     )
     add_audit_arguments(audit)
-    audit.set_defaults(handler=_run_audit)
 
 
 def _run_audit(args: argparse.Namespace) -> int:
@@ -176,9 +178,11 @@ def _run_audit(args: argparse.Namespace) -> int:
     return run_audit_command(args)
 
 
-def register_query(commands: argparse._SubParsersAction) -> None:
-    query = commands.add_parser(
+def register_query(commands: Subcommands) -> None:
+    query = add_command(
+        commands,
         "query",
+        run_query,
         help="a governed metric query as a principal (the API's rules, from the shell)",
         description="Answer a metric query through the same enforcement path and audit "
         "trail as the API. Authenticate with --token or RETAIL_XSELL_TOKEN "
@@ -202,7 +206,6 @@ def register_query(commands: argparse._SubParsersAction) -> None:
     query.add_argument("--published", help="published DuckDB file")
     query.add_argument("--policies", help="policy file (default: policies.yml)")
     query.add_argument("--audit-log", help="audit trail (default: build/audit/access.jsonl)")
-    query.set_defaults(handler=run_query)
 
 
 def _names(text: str) -> list[str]:
@@ -238,7 +241,7 @@ def run_query(args: argparse.Namespace) -> int:
         path="query",
         client="cli",
     )
-    token = args.token or os.environ.get("RETAIL_XSELL_TOKEN")
+    token = args.token or settings.api_token()
     status, answer = 200, None
     try:
         request = parse_request(
@@ -271,7 +274,7 @@ def run_query(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: Subcommands) -> None:
     """The delivery subcommands: serve, token, query, audit."""
     register_serve(commands)
     register_token(commands)

@@ -469,6 +469,13 @@ class Governor:
                     f"order_by {name!r} must name a queried metric or group-by "
                     f"(with - in front for descending)"
                 )
+            if column in bases and bases[column] in policy.masks:
+                # Sorting by the clear values would decode the mask row by row.
+                audit.denials.append(f"order by masked {column}")
+                raise ForbiddenError(
+                    f"{column!r} is masked for you: you may group by it, not order by it",
+                    reason=f"order by masked dimension {column!r}",
+                )
         enforced = self._enforced_filters(served, policy, metrics) + list(request.where)
         audit.filters_enforced += [_filter_json(f) for f in enforced]
         limit = self._limit(policy, request.limit)

@@ -197,6 +197,10 @@ class Query:
             by_name = {m["name"]: set(m["dimensions"]) for m in meta["metrics"]}
             for metric in metrics:
                 if metric not in by_name:
+                    context: RequestAudit = info.context["audit"]
+                    context.outcome = "denied"
+                    context.reason = f"dimensions of metric {metric!r}: unknown or not granted"
+                    context.details.denials.append(f"metric {metric}")
                     raise GraphQLError(
                         f"Unknown metric {metric!r}.",
                         extensions={"status": 400, "type": "invalid-request"},
@@ -330,9 +334,28 @@ def graphql_router(service: Service) -> GraphQLRouter:
         principal = service.authenticate(request.headers.get("authorization"), audit)
         return {"service": service, "principal": principal, "audit": audit}
 
-    return GraphQLRouter(
+    return _AuditedRouter(
         schema,
         context_getter=context,
         graphql_ide=None,
         allow_queries_via_get=False,
     )
+
+
+class _AuditedRouter(GraphQLRouter):
+    """Errors raised before any resolver (syntax, unknown fields, the depth, alias and
+    token limits) get the same extensions as refusals, and mark the request denied."""
+
+    async def process_result(self, request: Request, result: Any) -> Any:
+        response = await super().process_result(request, result)
+        errors: list[dict[str, Any]] = list(response.get("errors") or [])  # type: ignore[arg-type]
+        for error in errors:
+            extensions = error.setdefault("extensions", {})
+            if "status" not in extensions:
+                extensions.update(status=400, type="invalid-query")
+        if errors:
+            audit = request.scope["state"]["audit"]
+            if audit.outcome is None:
+                audit.outcome = "denied"
+                audit.reason = str(errors[0].get("message"))[:500]
+        return response

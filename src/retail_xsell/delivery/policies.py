@@ -83,7 +83,7 @@ class RowFilterSpec(_Strict):
     dimension: Name
     operator: Literal["eq", "in", "ne", "not_in"] = "in"
     attribute: Name | None = None
-    values: tuple[str, ...] | None = None
+    values: Annotated[tuple[str, ...], Field(min_length=1)] | None = None
 
 
 class AttributeSpec(_Strict):
@@ -106,7 +106,13 @@ class PrincipalSpec(_Strict):
     kind: Literal["person", "service"]
     description: str = ""
     groups: tuple[Name, ...] = ()
-    attributes: dict[Name, str | tuple[str, ...]] = Field(default_factory=dict)
+    attributes: dict[
+        Name,
+        Annotated[str, StringConstraints(min_length=1)]
+        | Annotated[
+            tuple[Annotated[str, StringConstraints(min_length=1)], ...], Field(min_length=1)
+        ],
+    ] = Field(default_factory=dict)
 
 
 class PolicyFile(_Strict):
@@ -337,8 +343,11 @@ def effective_policy(
         for spec in group.row_filters:
             values = principal.attributes[spec.attribute] if spec.attribute else spec.values or ()
             operator = Operator(spec.operator)
-            if operator is Operator.EQ and len(values) != 1:
-                operator = Operator.IN
+            # One value or several: eq/in and ne/not_in mean the same set.
+            if len(values) != 1:
+                operator = {Operator.EQ: Operator.IN, Operator.NE: Operator.NOT_IN}.get(
+                    operator, operator
+                )
             row_filters.append(
                 Filter(dimension=spec.dimension, operator=operator, values=tuple(values))
             )

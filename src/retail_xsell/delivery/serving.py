@@ -139,6 +139,7 @@ class Publications:
             self.problem = str(error)
             return
         if folder == self._current.folder:
+            self.problem = None  # whatever was wrong (a refused folder, no link) is over
             return
         if self.problem and self.problem.startswith(f"[{folder.name}]"):
             return  # this folder was refused already; keep serving the previous one

@@ -36,9 +36,12 @@ class SamplePublication:
 
     def _args(self) -> list[str]:
         return [
-            "--database", str(self.working),
-            "--published", str(self.published),
-            "--report-dir", str(self.report_dir),
+            "--database",
+            str(self.working),
+            "--published",
+            str(self.published),
+            "--report-dir",
+            str(self.report_dir),
         ]
 
 
@@ -91,7 +94,7 @@ class Api:
 
         if not self.audit_path.exists():
             return []
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line]
+        return [json.loads(line) for line in self.audit_path.read_text().split("\n") if line]
 
 
 @pytest.fixture(scope="session")
