@@ -235,7 +235,7 @@ def _suggest(name: str, candidates: Iterable[str]) -> str:
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
-def _locked_down_connection(database: Path, catalog: str) -> duckdb.DuckDBPyConnection:
+def locked_down_connection(database: Path, catalog: str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with ``database`` attached read-only as ``catalog``, locked.
 
     The attach has to come first: with external access disabled DuckDB opens no file,
@@ -394,7 +394,7 @@ class SemanticLayer:
         # stem of the file dbt built into. Attaching the file under that name lets the same
         # manifest query a copy of the database kept anywhere, read-only.
         try:
-            self._connection = _locked_down_connection(database, catalog)
+            self._connection = locked_down_connection(database, catalog)
         except duckdb.Error as error:
             raise SemanticLayerError(
                 f"Could not open {database} read-only: {type(error).__name__}"

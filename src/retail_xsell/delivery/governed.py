@@ -42,7 +42,7 @@ from retail_xsell.delivery.policies import (
     Principal,
     Scope,
 )
-from retail_xsell.delivery.serving import Publications, ServedPublication
+from retail_xsell.delivery.serving import LOOKUP_CATALOG, Publications, ServedPublication
 from retail_xsell.filters import Filter
 from retail_xsell.semantic import (
     InvalidFilterError,
@@ -686,7 +686,6 @@ class Governor:
                             reason=f"row filter {name} has no plain column",
                         )
                     columns[name] = expr
-                # The look-up connection opens the file itself: no catalog prefix.
                 relation = model["node_relation"]
                 columns["__schema__"] = relation["schema_name"]
                 columns["__relation__"] = relation["alias"]
@@ -704,10 +703,10 @@ class Governor:
         filters = list(policy.row_filters)
         audit.filters_enforced += [_filter_json(f) for f in filters]
         columns = self._customer_columns(served, [f.dimension for f in filters])
-        schema = columns.pop("__schema__")
-        relation = f'"{schema}"."{columns.pop("__relation__")}"'
-        offers_relation = f'"{schema}"."cross_sell_opportunities"'
-        value_relation = f'"{schema}"."customer_value"'
+        schema = f'"{LOOKUP_CATALOG}"."{columns.pop("__schema__")}"'
+        relation = f'{schema}."{columns.pop("__relation__")}"'
+        offers_relation = f'{schema}."cross_sell_opportunities"'
+        value_relation = f'{schema}."customer_value"'
         conditions: list[str] = ["customer_id = ?"]
         parameters: list[Any] = [request.customer_id]
         for condition in filters:

@@ -28,9 +28,12 @@ import duckdb
 
 from retail_xsell.delivery.catalog import CATALOG_FILE, Catalog, CatalogError, load_catalog
 from retail_xsell.delivery.policies import Policies, PolicyError, load_policies
-from retail_xsell.semantic import SemanticLayer, SemanticLayerError
+from retail_xsell.semantic import SemanticLayer, SemanticLayerError, locked_down_connection
 
 log = logging.getLogger(__name__)
+
+#: The catalog name the customer look-up connection attaches the publication under.
+LOOKUP_CATALOG = "publication"
 
 
 class ServingError(RuntimeError):
@@ -55,13 +58,12 @@ class ServedPublication:
     _lookup: duckdb.DuckDBPyConnection | None = None
 
     def lookup_connection(self) -> duckdb.DuckDBPyConnection:
-        """A second read-only connection for the fixed, parameterised customer look-up."""
+        """A second read-only connection for the fixed, parameterised customer look-up:
+        in memory with the file attached as :data:`LOOKUP_CATALOG`, locked down like the
+        semantic layer's (and, unlike a direct open, never in conflict with another
+        connection to the same file in this process)."""
         if self._lookup is None:
-            self._lookup = duckdb.connect(
-                str(self.database),
-                read_only=True,
-                config={"enable_external_access": False, "autoload_known_extensions": False},
-            )
+            self._lookup = locked_down_connection(self.database, LOOKUP_CATALOG)
         return self._lookup
 
     def close(self) -> None:
@@ -126,6 +128,7 @@ class Publications:
         self._lock = threading.Lock()
         self._current = open_publication(self.published, self.policy_path)
         self.problem: str | None = None
+        self._closed = False
 
     @property
     def current(self) -> ServedPublication:
@@ -157,7 +160,13 @@ class Publications:
     @contextmanager
     def lease(self) -> Iterator[ServedPublication]:
         with self._lock:
-            self._refresh()
+            if self._closed:  # closed at a server's shutdown, used again (tests, reloads)
+                self._current, self._closed = (
+                    open_publication(self.published, self.policy_path),
+                    False,
+                )
+            else:
+                self._refresh()
             served = self._current
             served.leases += 1
         try:
@@ -170,4 +179,6 @@ class Publications:
 
     def close(self) -> None:
         with self._lock:
-            self._current.close()
+            if not self._closed:
+                self._current.close()
+                self._closed = True
