@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import logging
 import time
 import uuid
@@ -46,7 +45,6 @@ from retail_xsell.delivery.governed import (
 )
 from retail_xsell.delivery.policies import Principal
 from retail_xsell.delivery.serving import Publications
-from retail_xsell.filters import Filter
 
 log = logging.getLogger(__name__)
 
@@ -486,10 +484,3 @@ def app_from_environment() -> FastAPI:
         policy_path=settings.policies_path(),
         audit_path=settings.audit_log_path(),
     )
-
-
-def dump_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=False)
-
-
-__all__ = ["Filter", "app_from_environment", "create_app"]

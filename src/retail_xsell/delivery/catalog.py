@@ -12,11 +12,9 @@ publication through :meth:`SemanticLayer.group_bys`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 CATALOG_FILE = "catalog.json"
@@ -153,17 +151,6 @@ def catalog_document(manifest: Mapping[str, Any], semantic_manifest: Mapping[str
             "where": [item["where_sql_template"] for item in where],
         }
     return {"metrics": metrics, "dimensions": dimensions, "saved_queries": saved}
-
-
-def write_catalog(manifest_path: Path, semantic_manifest_path: Path, out: Path) -> Path:
-    """Write ``catalog.json`` for a publication from the build's two manifests."""
-    document = catalog_document(
-        json.loads(Path(manifest_path).read_text()),
-        json.loads(Path(semantic_manifest_path).read_text()),
-    )
-    out = Path(out)
-    out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    return out
 
 
 def _long_name(name: str, dimensions: Mapping[str, Any]) -> str | None:

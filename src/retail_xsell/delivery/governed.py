@@ -27,7 +27,6 @@ import hmac
 import json
 import math
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -773,7 +772,3 @@ def parse_request(model: type[_Request], payload: Any) -> Any:
             where = ".".join(str(part) for part in item["loc"]) or "body"
             problems.append(f"{where}: {item['msg']}")
         raise InvalidRequestError("; ".join(problems)) from None
-
-
-def monotonic_ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
