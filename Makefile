@@ -23,7 +23,8 @@ endif
 .NOTPARALLEL:
 
 .PHONY: help venv run build summary clv test lint lint-python lint-types lint-sql dbt-test \
-	pytest docs sample slo-schema clean clean-venv gate publish publications serve token
+	pytest docs sample slo-schema clean clean-venv gate publish publications serve token \
+	backtest
 
 # The data contract tools (datacontract-cli, dataproduct-cli) in their own environment.
 include make/contracts.mk
@@ -59,6 +60,9 @@ run: build publish summary clv  ## build the sample (or VARS=...), gate and publ
 
 build: $(STAMP) | build/  ## dbt build (seeds, models, tests) on the sample, or on VARS=...
 	$(DBT) build $(DBT_VARS)
+
+backtest: $(STAMP)  ## the cross-sell backtest of the last build: a table, and JSON beside the database
+	@$(BIN)/retail-xsell backtest --database $(WORKING)
 
 summary: $(STAMP)  ## print what the publication holds (and the stewards' part from the working database)
 	@$(BIN)/retail-xsell summary --database $(PUBLISHED) --working $(WORKING)

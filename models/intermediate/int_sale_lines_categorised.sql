@@ -1,7 +1,10 @@
 {#
     The sale lines up to as_of_date with their product's category: what a customer has
     bought, as the category affinities, the cross-sell offers and the customer value
-    count it. Returns and lines of cancelled orders are not purchases.
+    count it. Returns and lines of cancelled orders are not purchases. Lines of products
+    without a category ('uncategorised') are left out: "no category" is not a category a
+    customer can own, be offered, or that can be associated with another (their revenue
+    still counts everywhere else, through the orders).
 #}
 
 with
@@ -33,6 +36,7 @@ final as (
     cross join as_of
     where
         order_lines.line_type = 'sale'
+        and products.category != 'uncategorised'
         and order_lines.order_date <= as_of.as_of_date
 )
 

@@ -12,7 +12,10 @@
       lift        confidence / (n_B / N)
       leverage    n_AB / N - (n_A / N) (n_B / N)
       conviction  (1 - n_B / N) / (1 - confidence); infinite when confidence = 1,
-                  stored as null.
+                  stored as IEEE infinity (a double), so that sorting by conviction
+                  descending puts the strongest rules first; JSON outputs write it as
+                  the string "Infinity".
+    Products without a category are not a category here (int_sale_lines_categorised).
 #}
 
 with
@@ -124,6 +127,7 @@ final as (
                     (basket_count - consequent_basket_count) * antecedent_basket_count
                     as double
                 ) / (basket_count * (antecedent_basket_count - pair_basket_count))
+            else cast('infinity' as double)
         end as conviction
     from all_pairs
 )

@@ -28,6 +28,7 @@ from retail_xsell.commandline import (
     build_locations,
     shown,
 )
+from retail_xsell.crosssell import backtest
 from retail_xsell.delivery import cli as delivery_cli
 from retail_xsell.generator import cli as generator_cli
 from retail_xsell.publications import (
@@ -56,6 +57,7 @@ def build_parser() -> CommandParser:
     quality_cli.register(subcommands)
     register_publish(subcommands)
     register_publications(subcommands)
+    backtest.register(subcommands)
     delivery_cli.register(subcommands)  # serve, token, query, audit (the governed API)
     return parser
 

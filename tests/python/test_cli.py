@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "gate",
     "publish",
     "publications",
+    "backtest",
     "serve",
     "token",
     "query",

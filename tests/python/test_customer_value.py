@@ -1,11 +1,11 @@
-"""customer_value, clv_model_runs, clv_holdout_validation and cross_sell_opportunities on
-the committed sample, recomputed here from the order-level marts and the papers' formulas
-(clv_reference.py) rather than from the models' own SQL or the package."""
+"""customer_value, clv_model_runs and clv_holdout_validation on the committed sample,
+recomputed here from the order-level marts and the papers' formulas (clv_reference.py)
+rather than from the models' own SQL or the package. The cross-sell offers are checked in
+test_cross_sell.py."""
 
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -210,70 +210,3 @@ def test_holdout_check_on_the_sample(built):
     assert everyone["fit_status"] == "fitted"
     assert -0.15 < everyone["relative_error"] < 0.05
     assert run["fit_status"] == "fitted"
-
-
-def test_cross_sell_opportunities_match_reference(built):
-    """Recomputes every opportunity from the sale lines: customer-level baskets, the best
-    owned evidence category per target, take-up, expected revenue, score and rank."""
-    lines = _query(
-        built["db"],
-        "select lines.customer_id, lines.order_id, lines.net_revenue, products.category"
-        " from order_lines as lines inner join products using (product_id)"
-        f" where lines.line_type = 'sale' and lines.order_date <= date '{built['as_of']}'",
-    )
-    owned = defaultdict(set)
-    category_revenue = defaultdict(Decimal)
-    category_orders = defaultdict(set)
-    for line in lines:
-        owned[line["customer_id"]].add(line["category"])
-        category_revenue[line["category"]] += line["net_revenue"]
-        category_orders[line["category"]].add(line["order_id"])
-    n = len(owned)
-    count = defaultdict(int)
-    pair = defaultdict(int)
-    for items in owned.values():
-        for a in items:
-            count[a] += 1
-            for b in items - {a}:
-                pair[a, b] += 1
-    per_order = {c: float(category_revenue[c]) / len(category_orders[c]) for c in count}
-    top_value = max(per_order.values())
-    top_n = 3
-    expected = {}
-    for customer, items in owned.items():
-        alive = built["values"][customer]["probability_alive"]
-        offers = []
-        for target in sorted(set(count) - items):
-            rules = [
-                (pair[a, target] / count[a], pair[a, target] / count[a] / (count[target] / n), a)
-                for a in items
-            ]
-            confidence, lift, evidence = sorted(rules, key=lambda r: (-r[0], -r[1], r[2]))[0]
-            if confidence == 0:
-                continue
-            take_up = (1.0 if alive is None else alive) * confidence
-            score = 100 * math.sqrt(take_up * per_order[target] / top_value)
-            offers.append((score, confidence, target, evidence, lift, take_up))
-        offers.sort(key=lambda o: (-o[0], -o[1], o[2]))
-        for rank, offer in enumerate(offers[:top_n], start=1):
-            expected[customer, rank] = offer
-    got = {
-        (r["customer_id"], r["opportunity_rank"]): r
-        for r in _query(built["db"], "select * from cross_sell_opportunities")
-    }
-    assert set(got) == set(expected)
-    for key, (score, confidence, target, evidence, lift, take_up) in expected.items():
-        row = got[key]
-        assert (row["category"], row["evidence_category"]) == (target, evidence), key
-        assert row["opportunity_score"] == pytest.approx(score, rel=1e-9)
-        assert row["evidence_confidence"] == pytest.approx(confidence, rel=1e-12)
-        assert row["evidence_lift"] == pytest.approx(lift, rel=1e-9)
-        assert row["take_up_probability"] == pytest.approx(take_up, rel=1e-9)
-        assert float(row["expected_revenue"]) == pytest.approx(
-            take_up * per_order[target], abs=MONEY
-        )
-    for customer, row in built["values"].items():
-        top = got.get((customer, 1))
-        if row["order_count"] > 0:
-            assert row["cross_sell_opportunity_score"] == (top["opportunity_score"] if top else 0)
-            assert row["top_cross_sell_category"] == (top["category"] if top else None)

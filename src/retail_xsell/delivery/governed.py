@@ -717,8 +717,8 @@ class Governor:
         customer_sql = f"select customer_id from {relation} where {' and '.join(conditions)}"
         offers_sql = (
             f"select o.opportunity_rank, o.category, o.opportunity_score, o.take_up_probability,"
-            f" o.expected_revenue, o.evidence_category, o.evidence_confidence, o.evidence_lift,"
-            f" o.as_of_date, v.probability_alive, v.clv"
+            f" o.take_up_horizon_days, o.expected_revenue, o.evidence_category,"
+            f" o.evidence_confidence, o.evidence_lift, o.as_of_date, v.probability_alive, v.clv"
             f" from {offers_relation} o left join {value_relation} v using (customer_id)"
             f" where o.customer_id = ? order by o.opportunity_rank limit ?"
         )
@@ -742,6 +742,7 @@ class Governor:
             "category",
             "opportunity_score",
             "take_up_probability",
+            "take_up_horizon_days",
             "expected_revenue",
             "evidence_category",
             "evidence_confidence",
@@ -750,11 +751,11 @@ class Governor:
         audit.rows_returned += len(offers)
         return {
             "customer_id": request.customer_id,
-            "as_of_date": json_value(offers[0][8]) if offers else None,
-            "probability_alive": json_value(offers[0][9]) if offers else None,
-            "clv": json_value(offers[0][10]) if offers else None,
+            "as_of_date": json_value(offers[0][9]) if offers else None,
+            "probability_alive": json_value(offers[0][10]) if offers else None,
+            "clv": json_value(offers[0][11]) if offers else None,
             "offers": [
-                {name: json_value(value) for name, value in zip(names, row[:8], strict=True)}
+                {name: json_value(value) for name, value in zip(names, row[:9], strict=True)}
                 for row in offers
             ],
             "publication_id": served.id,

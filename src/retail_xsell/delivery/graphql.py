@@ -96,6 +96,7 @@ class Offer:
     category: str
     opportunity_score: float | None
     take_up_probability: float | None
+    take_up_horizon_days: int | None
     expected_revenue: float | None
     evidence_category: str | None
     evidence_confidence: float | None

@@ -1,0 +1,127 @@
+{#
+    The scored candidates of as_of_date (snapshot 0, the offers) and of snapshot 1 (the
+    backtest), valued and ranked per customer:
+      take_up_probability   the take-up model's calibrated P(first purchase of the
+                            category within cross_sell_horizon_days);
+      expected_first_purchase_value  the category's mean first-day revenue of a first
+                            purchase x the customer's spend multiplier;
+      expected_revenue      take_up_probability x expected_first_purchase_value;
+      opportunity_score     0-100: 100 x sqrt(take_up_probability x min(1, expected first
+                            purchase value / the most valuable category's)): the
+                            geometric mean of how likely and how valuable, so 100 is a
+                            certain take-up of the most valuable kind of first purchase.
+    opportunity_rank orders a customer's candidates by the dbt var cross_sell_rank_by:
+    'probability' (default) or 'expected_revenue', ties to the other, then the category's
+    name; both orders are kept for the backtest.
+#}
+
+{% set rank_by = var('cross_sell_rank_by') %}
+{% if rank_by not in ['probability', 'expected_revenue'] %}
+    {{ exceptions.raise_compiler_error(
+        "cross_sell_rank_by must be 'probability' or 'expected_revenue'; got '"
+        ~ rank_by ~ "'"
+    ) }}
+{% endif %}
+
+with
+
+candidates as (
+    select * from {{ ref('int_cross_sell_candidates') }}
+),
+
+scored as (
+    select * from {{ ref('int_cross_sell_candidates_scored') }}
+),
+
+valued as (
+    select
+        candidates.snapshot_lag,
+        candidates.snapshot_date,
+        candidates.horizon_end_date,
+        candidates.horizon_days,
+        candidates.customer_id,
+        candidates.category,
+        candidates.evidence_category,
+        candidates.evidence_confidence,
+        candidates.evidence_lift,
+        candidates.category_customer_share,
+        candidates.owned_categories,
+        candidates.owned_category_count,
+        candidates.occasion_count,
+        candidates.repeat_purchase_count,
+        candidates.recency_weeks,
+        candidates.age_weeks,
+        candidates.days_since_last_purchase,
+        candidates.mean_occasion_sales_revenue,
+        candidates.probability_alive,
+        candidates.category_first_purchase_value,
+        candidates.customer_spend_multiplier,
+        candidates.is_taken_up,
+        candidates.taken_up_net_revenue,
+        candidates.feature_log_popularity,
+        candidates.feature_evidence_confidence,
+        candidates.feature_log_lift,
+        candidates.feature_has_evidence,
+        candidates.feature_owned_category_count,
+        candidates.feature_log_occasions,
+        candidates.feature_years_since_last_purchase,
+        candidates.feature_years_since_first_purchase,
+        candidates.feature_probability_alive,
+        candidates.feature_log_spend,
+        scored.fit_name,
+        scored.take_up_probability,
+        candidates.category_first_purchase_value * candidates.customer_spend_multiplier
+            as expected_first_purchase_value,
+        max(candidates.category_first_purchase_value)
+            over (partition by candidates.snapshot_lag)
+            as top_category_first_purchase_value
+    from candidates
+    inner join scored
+        on
+            candidates.snapshot_lag = scored.snapshot_lag
+            and candidates.customer_id = scored.customer_id
+            and candidates.category = scored.category
+),
+
+scored_values as (
+    select
+        *,
+        take_up_probability * expected_first_purchase_value as expected_revenue,
+        100 * sqrt(
+            take_up_probability
+            * case
+                when top_category_first_purchase_value > 0
+                    then least(
+                        1.0,
+                        greatest(expected_first_purchase_value, 0)
+                        / top_category_first_purchase_value
+                    )
+                else 0
+            end
+        ) as opportunity_score
+    from valued
+),
+
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by snapshot_lag, customer_id
+            order by take_up_probability desc, expected_revenue desc, category asc
+        ) as probability_rank,
+        row_number() over (
+            partition by snapshot_lag, customer_id
+            order by expected_revenue desc, take_up_probability desc, category asc
+        ) as expected_revenue_rank
+    from scored_values
+),
+
+final as (
+    select
+        *,
+        {{ 'probability_rank' if rank_by == 'probability' else 'expected_revenue_rank' }}
+            as opportunity_rank
+    from ranked
+)
+
+select * from final
