@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from retail_xsell.benchmark import run_measured
+from retail_xsell.generator.config import SCENARIOS
 
 SCRIPT = Path(__file__).resolve().parent / "generate_raw_data.py"
 HEADER = (
@@ -25,10 +26,10 @@ HEADER = (
 )
 
 
-def measure(lines: int, fmt: str, out: Path) -> str:
+def measure(lines: int, fmt: str, out: Path, scenario: str = "default") -> str:
     """Run the generator once and return one Markdown table row."""
     cmd = [sys.executable, str(SCRIPT), "scale", "--purchase-lines", str(lines)]
-    cmd += ["--format", fmt, "--out", str(out), "--quiet"]
+    cmd += ["--format", fmt, "--out", str(out), "--scenario", scenario, "--quiet"]
     run = run_measured(cmd)
     if run.returncode != 0:
         raise SystemExit(f"error: generator failed for {lines} lines")
@@ -46,6 +47,7 @@ def main() -> int:
         "--purchase-lines", type=int, action="append", help="target N (repeatable; default 1M)"
     )
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="default")
     parser.add_argument("--no-header", action="store_true", help="print rows only")
     args = parser.parse_args()
     if not args.no_header:
@@ -53,7 +55,7 @@ def main() -> int:
     for lines in args.purchase_lines or [1_000_000]:
         out = Path(tempfile.mkdtemp(prefix="xsell-bench-"))
         try:
-            print(measure(lines, args.format, out), flush=True)
+            print(measure(lines, args.format, out, args.scenario), flush=True)
         finally:
             shutil.rmtree(out, ignore_errors=True)
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import sys
 import time
@@ -29,7 +30,9 @@ from .config import (
     SAMPLE_CUSTOMERS,
     SAMPLE_PRODUCTS,
     SAMPLE_SEED,
+    SCENARIOS,
     GeneratorConfig,
+    SkewedScenario,
 )
 
 __all__ = ["UsageError", "build_parser", "main", "register", "run"]
@@ -48,6 +51,23 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _multiple(text: str) -> float:
+    value = _positive_float(text)
+    if value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 1, got {text}")
     return value
 
 
@@ -123,6 +143,29 @@ def configure(parser: CommandParser) -> None:
             default=[],
             metavar="NAME=RATE",
             help="override a flaw rate (0 switches it off); repeatable; names in --help",
+        )
+        p.add_argument(
+            "--scenario",
+            choices=SCENARIOS,
+            default="default",
+            help="default: the committed sample's world; skewed: Zipf category popularity, "
+            "weaker asymmetric affinities and one high-ticket category (docs/generator.md)",
+        )
+        p.add_argument(
+            "--zipf-exponent",
+            type=_positive_float,
+            default=None,
+            metavar="S",
+            help="skewed only: popularity of rank k is proportional to 1/k^S "
+            f"(default {SkewedScenario.zipf_exponent})",
+        )
+        p.add_argument(
+            "--high-ticket-multiple",
+            type=_multiple,
+            default=None,
+            metavar="M",
+            help="skewed only: median list price of the high-ticket category over that of "
+            f"the other products, above 1 (default {SkewedScenario.high_ticket_multiple:g})",
         )
 
     sample = sub.add_parser(
@@ -215,6 +258,19 @@ def _check_out(path: Path, *, create_parents: bool) -> Path:
     return path
 
 
+def _scenario(args: argparse.Namespace) -> SkewedScenario | None:
+    """The scenario the options ask for; its parameters (``--zipf-exponent`` for the
+    field ``zipf_exponent``, ...) need ``--scenario skewed``."""
+    fields = ("zipf_exponent", "high_ticket_multiple")
+    given = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
+    if args.scenario == "skewed":
+        return SkewedScenario(**given)
+    if given:
+        option = "--" + next(iter(given)).replace("_", "-")
+        raise UsageError(f"argument {option}: needs --scenario skewed")
+    return None
+
+
 def _config(
     args: argparse.Namespace,
     n_customers: int,
@@ -224,6 +280,9 @@ def _config(
 ) -> GeneratorConfig:
     try:
         cfg = GeneratorConfig(seed=args.seed, n_customers=n_customers, n_products=args.products)
+        scenario = _scenario(args)
+        if scenario is not None:
+            cfg = cfg.with_scenario(scenario)
         if chunk_customers is not None:
             cfg = replace(cfg, chunk_customers=chunk_customers)
         if window_end is not None:
@@ -238,8 +297,8 @@ def run_sample(args: argparse.Namespace) -> None:
     from .pipeline import generate, write_truth
     from .writers import SampleCsvSink
 
-    out = _check_out(args.out or settings.seeds_dir(), create_parents=args.out is None)
     cfg = _config(args, args.customers)
+    out = _check_out(args.out or settings.seeds_dir(), create_parents=args.out is None)
     t0 = time.perf_counter()
     doc = generate(cfg, SampleCsvSink(out), mode="sample")
     write_truth(doc, out / "sample_truth.json")
@@ -257,9 +316,9 @@ def run_scale(args: argparse.Namespace) -> None:
     from .schema import TABLES
     from .writers import FolderSink
 
+    base = _config(args, 1, chunk_customers=args.chunk_customers, window_end=args.window_end)
     default = settings.generated_data_dir() / str(args.purchase_lines)
     out = _check_out(args.out or default, create_parents=args.out is None)
-    base = _config(args, 1, chunk_customers=args.chunk_customers, window_end=args.window_end)
     if args.products < 40:
         raise UsageError("--products must be at least 40 (one per subcategory)")
     per_customer = estimate_lines_per_customer(base)

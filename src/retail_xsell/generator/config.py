@@ -7,8 +7,11 @@ the committed sample, so the sample must be regenerated (and the docs updated) t
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
+
+from . import reference as ref
 
 GENERATOR_VERSION: Final[str] = "1.0.0"
 """Bump when the output for a given seed and configuration changes."""
@@ -96,6 +99,69 @@ DEFAULT_AFFINITY_PAIRS: Final[tuple[AffinityPair, ...]] = (
 1 / P(antecedent bought): with ~3 of 8 categories bought per customer a boost of 3-4
 only lifts pairs to ~1.3. Pairs avoid the two big-basket categories (Fashion, Grocery)
 for the same reason."""
+
+SCENARIOS: Final[tuple[str, ...]] = ("default", "skewed")
+"""Named scenarios: ``default`` is the committed sample's world, ``skewed`` the one that
+cannot flatter a cross-sell model (:class:`SkewedScenario`)."""
+
+SKEWED_POPULARITY_ORDER: Final[tuple[str, ...]] = (
+    "Grocery", "Fashion", "Home & Kitchen", "Beauty", "Books", "Sports & Outdoors",
+    "Toys & Games", "Electronics",
+)  # fmt: skip
+"""Zipf rank 1, 2, ... of the skewed scenario: the default order, with the high-ticket
+category moved last so that it is also the rarest."""
+
+SKEWED_AFFINITY_PAIRS: Final[tuple[AffinityPair, ...]] = (
+    AffinityPair("Fashion", "Home & Kitchen", 4.0),
+    AffinityPair("Home & Kitchen", "Fashion", 1.25),
+    AffinityPair("Beauty", "Books", 4.0),
+    AffinityPair("Books", "Beauty", 1.25),
+    AffinityPair("Sports & Outdoors", "Toys & Games", 4.0),
+    AffinityPair("Toys & Games", "Sports & Outdoors", 1.25),
+)
+"""Weaker (boost 4 instead of 12) and asymmetric pairs (1.25 back): each joins two
+neighbouring Zipf ranks with the less popular one as consequent, so popularity alone
+would favour the reverse direction. None touches the high-ticket category."""
+
+
+@dataclass(frozen=True)
+class SkewedScenario:
+    """A world where popularity and ticket size mislead a cross-sell ranking.
+
+    Category popularity is Zipf (``P(rank k) = k^-s / sum_j j^-s``); every customer's
+    first purchase is in their home category, drawn from it. One category (the last
+    rank) carries list prices whose median is ``high_ticket_multiple`` x the median of
+    the other categories' products, its lines cost about as much more, and it has no
+    planted affinity.
+    """
+
+    zipf_exponent: float = 1.1
+    popularity_order: tuple[str, ...] = SKEWED_POPULARITY_ORDER
+    high_ticket_category: str = "Electronics"
+    high_ticket_multiple: float = 8.0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.zipf_exponent) or self.zipf_exponent <= 0:
+            raise ValueError(f"zipf exponent must be positive, got {self.zipf_exponent}")
+        if not math.isfinite(self.high_ticket_multiple) or self.high_ticket_multiple <= 1:
+            raise ValueError(
+                f"high-ticket price multiple must be above 1, got {self.high_ticket_multiple}"
+            )
+        if sorted(self.popularity_order) != sorted(ref.CATEGORIES):
+            raise ValueError("popularity order must list every category once")
+        if self.high_ticket_category not in ref.CATEGORIES:
+            raise ValueError(f"unknown category: {self.high_ticket_category}")
+
+    @property
+    def name(self) -> str:
+        return "skewed"
+
+    def popularity(self) -> tuple[float, ...]:
+        """Zipf probabilities in ``reference.CATEGORIES`` order."""
+        weight = {c: (rank + 1) ** -self.zipf_exponent
+                  for rank, c in enumerate(self.popularity_order)}  # fmt: skip
+        total = sum(weight.values())
+        return tuple(weight[c] / total for c in ref.CATEGORIES)
 
 
 @dataclass(frozen=True)
@@ -239,6 +305,9 @@ class GeneratorConfig:
     flaw_rates: tuple[tuple[str, float], ...] = tuple(sorted(DEFAULT_FLAW_RATES.items()))
     chunk_customers: int = 150_000
     """Customers simulated per chunk: bounds memory; one purchase file per chunk."""
+    scenario: SkewedScenario | None = None
+    """None: the default scenario. Set it with :meth:`with_scenario`, which also plants
+    the scenario's affinity pairs."""
 
     def __post_init__(self) -> None:
         if self.n_customers <= 0 or self.n_products <= 0 or self.chunk_customers <= 0:
@@ -255,6 +324,10 @@ class GeneratorConfig:
         for group in EXCLUSIVE_FLAW_GROUPS:
             if sum(rates.get(n, 0.0) for n in group) > 1.0:
                 raise ValueError(f"flaw rates of {', '.join(group)} sum to more than 1")
+        if self.scenario is not None:
+            high = self.scenario.high_ticket_category
+            if any(high in (p.antecedent, p.consequent) for p in self.affinity_pairs):
+                raise ValueError(f"the high-ticket category {high} must have no planted pair")
 
     def rate(self, name: str) -> float:
         """Configured rate of one flaw (0 when switched off)."""
@@ -266,9 +339,17 @@ class GeneratorConfig:
         rates.update(overrides)
         return replace(self, flaw_rates=tuple(sorted(rates.items())))
 
+    def with_scenario(self, scenario: SkewedScenario | None) -> GeneratorConfig:
+        """A copy in another scenario, with that scenario's planted pairs."""
+        pairs = DEFAULT_AFFINITY_PAIRS if scenario is None else SKEWED_AFFINITY_PAIRS
+        return replace(self, scenario=scenario, affinity_pairs=pairs)
+
     def to_json(self) -> dict[str, Any]:
-        """Plain-data view for the truth file."""
+        """Plain-data view for the truth file (no ``scenario`` key in the default one,
+        so the committed sample's truth file is what it was before scenarios)."""
         data = asdict(self)
+        if self.scenario is None:
+            del data["scenario"]
         data["flaw_rates"] = dict(self.flaw_rates)
         data["seasonality"] = list(self.seasonality)
         return data

@@ -23,10 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import reference as ref
-from .config import FLAWS, GENERATOR_VERSION, GeneratorConfig
+from .config import FLAWS, GENERATOR_VERSION, GeneratorConfig, SkewedScenario
 from .flaws import FlawLedger, flaw_customers, flaw_products, flaw_purchases
 from .formatting import timestamps_text
-from .population import category_popularity, make_customers, make_products
+from .population import Products, category_popularity, make_customers, make_products
 from .purchases import STATUS_CANCELLED, simulate_chunk
 from .writers import TableSink
 
@@ -54,6 +54,11 @@ class RunStats:
     true_purchases: int = 0
     dropped_out: int = 0
     ratios: list[np.ndarray] = field(default_factory=list)
+    first_category: np.ndarray = field(default_factory=lambda: np.zeros(len(ref.CATEGORIES)))
+    category_lines: np.ndarray = field(default_factory=lambda: np.zeros(len(ref.CATEGORIES)))
+    category_value: np.ndarray = field(default_factory=lambda: np.zeros(len(ref.CATEGORIES)))
+    list_price_multiple: float = 0.0
+    """Median list price of the high-ticket category over that of the other products."""
 
 
 def customer_truth(chunk_customers: Any, tx: Any) -> pa.Table:
@@ -100,6 +105,8 @@ def generate(
     product_table = flaw_products(np.random.default_rng([cfg.seed, 0, 1]), cfg, products, ledger)
     sink.write("product", product_table)
     stats.rows["product"] = product_table.num_rows
+    if cfg.scenario is not None:
+        stats.list_price_multiple = high_ticket_list_price_multiple(cfg.scenario, products)
 
     truth_tables: list[pa.Table] = []
     truth_writer: pq.ParquetWriter | None = None
@@ -129,6 +136,9 @@ def generate(
             stats.true_purchases += int(tx.n_purchases.sum())
             stats.dropped_out += int(tx.dropped_out.sum())
             stats.ratios.append(result.order_value_ratio)
+            stats.first_category += result.first_category
+            stats.category_lines += result.category_lines
+            stats.category_value += result.category_value
 
             truth = customer_truth(customers, tx)
             if truth_customers_path is not None:
@@ -156,13 +166,60 @@ def generate(
     return doc
 
 
+def high_ticket_list_price_multiple(scenario: SkewedScenario, products: Products) -> float:
+    """Median list price of the high-ticket category over that of the other products."""
+    high = products.category == ref.CATEGORIES.index(scenario.high_ticket_category)
+    price = products.price_cents
+    return float(np.median(price[high]) / np.median(price[~high]))
+
+
+def scenario_truth(scenario: SkewedScenario, cfg: GeneratorConfig, stats: RunStats) -> dict:
+    """What the skewed scenario planted, and what the simulation realised of it."""
+    cats = ref.CATEGORIES
+    boosts = {(p.antecedent, p.consequent): p.boost for p in cfg.affinity_pairs}
+    directions = [
+        {"a": a, "b": b, "boost_a_to_b": boost, "boost_b_to_a": boosts.get((b, a), 1.0)}
+        for (a, b), boost in boosts.items()
+        if boost > boosts.get((b, a), 1.0)
+    ]
+    high = cats.index(scenario.high_ticket_category)
+    per_line = stats.category_value / np.maximum(stats.category_lines, 1)
+    others = np.arange(len(cats)) != high
+    other_per_line = stats.category_value[others].sum() / max(stats.category_lines[others].sum(), 1)
+
+    def shares(counts: np.ndarray) -> dict[str, float]:
+        total = max(float(counts.sum()), 1.0)
+        return {c: sig6(float(v) / total) for c, v in zip(cats, counts, strict=True)}
+
+    return {
+        "name": scenario.name,
+        "zipf_exponent": scenario.zipf_exponent,
+        "popularity_rank": list(scenario.popularity_order),
+        "affinity_directions": directions,
+        "high_ticket": {
+            "category": scenario.high_ticket_category,
+            "price_multiple": scenario.high_ticket_multiple,
+            "list_price_median_multiple": sig6(stats.list_price_multiple),
+            "line_value_multiple": sig6(float(per_line[high] / max(other_per_line, 1e-12))),
+        },
+        "realised": {
+            "first_purchase_share": shares(stats.first_category),
+            "sale_line_share": shares(stats.category_lines),
+            "net_value_per_sale_line": {
+                c: sig6(float(v)) for c, v in zip(cats, per_line, strict=True)
+            },
+        },
+    }
+
+
 def truth_document(
     cfg: GeneratorConfig, ledger: FlawLedger, stats: RunStats, mode: str
 ) -> dict[str, Any]:
-    """Everything a later model or test needs to know about the generated data."""
+    """Everything a later model or test needs to know about the generated data (a
+    ``scenario`` block only outside the default scenario)."""
     ratio = np.concatenate(stats.ratios) if stats.ratios else np.zeros(1)
-    pop = category_popularity()
-    return {
+    pop = category_popularity(cfg)
+    doc: dict[str, Any] = {
         "generator": "retail_xsell.generator",
         "generator_version": GENERATOR_VERSION,
         "mode": mode,
@@ -204,6 +261,9 @@ def truth_document(
             },
         },
     }
+    if cfg.scenario is not None:
+        doc["scenario"] = scenario_truth(cfg.scenario, cfg, stats)
+    return doc
 
 
 def write_truth(doc: dict[str, Any], path: Path) -> None:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import reference as ref
-from .config import BehaviourParams, GeneratorConfig
+from .config import BehaviourParams, GeneratorConfig, SkewedScenario
 from .formatting import cents_text, dates_text, ints_text, pick_text, timestamps_text
 from .timebase import WEEK, month_multiplier, parse_ts
 
@@ -62,11 +62,13 @@ def make_products(rng: np.random.Generator, cfg: GeneratorConfig) -> Products:
     sub_of = np.sort(np.concatenate([np.arange(len(subcats)), extra]))
     n = sub_of.size
     medians = np.array([subcats[s][2] for s in sub_of])
+    category = np.array([subcats[s][0] for s in sub_of], dtype=np.int64)
     price = medians * np.exp(rng.normal(0.0, 0.35, n))
+    if cfg.scenario is not None:
+        price = _high_ticket_prices(price, category, cfg.scenario)
     # Shelf prices end in .49 or .99.
     price_cents = np.maximum(99, np.round(price * 2) * 50 - 1).astype(np.int64)
     cost_cents = np.round(price_cents * rng.uniform(0.40, 0.75, n)).astype(np.int64)
-    category = np.array([subcats[s][0] for s in sub_of], dtype=np.int64)
     brand_pick = rng.random(n)
     adj_pick = rng.integers(0, len(ref.PRODUCT_ADJECTIVES), n)
     has_adj = rng.random(n) < 0.6
@@ -104,6 +106,17 @@ def make_products(rng: np.random.Generator, cfg: GeneratorConfig) -> Products:
     )
 
 
+def _high_ticket_prices(
+    price: np.ndarray, category: np.ndarray, scenario: SkewedScenario
+) -> np.ndarray:
+    """Scale one category's prices so that their median is the scenario's multiple of
+    the other products' median (before shelf rounding): a price level, not a few
+    outliers, so every product of the category is expensive."""
+    high = category == ref.CATEGORIES.index(scenario.high_ticket_category)
+    factor = scenario.high_ticket_multiple * np.median(price[~high]) / np.median(price[high])
+    return np.where(high, price * factor, price)
+
+
 def products_clean_table(products: Products) -> dict[str, pa.Array]:
     """Raw product columns before flaws."""
     return {
@@ -117,8 +130,11 @@ def products_clean_table(products: Products) -> dict[str, pa.Array]:
     }
 
 
-def category_popularity() -> np.ndarray:
-    """Normalised category popularity, in reference.CATEGORIES order."""
+def category_popularity(cfg: GeneratorConfig) -> np.ndarray:
+    """Normalised category popularity, in reference.CATEGORIES order: the catalogue's
+    weights, or the scenario's Zipf probabilities."""
+    if cfg.scenario is not None:
+        return np.asarray(cfg.scenario.popularity())
     pop = np.array([ref.CATALOGUE[c][0] for c in ref.CATEGORIES])
     return pop / pop.sum()
 
@@ -205,7 +221,7 @@ def make_customers(
     lam = rng.gamma(pop.r, 1.0 / pop.alpha, n)
     p = rng.beta(pop.a, pop.b, n)
     nu = rng.gamma(pop.q, 1.0 / pop.gamma, n)
-    home = rng.choice(len(ref.CATEGORIES), size=n, p=category_popularity())
+    home = rng.choice(len(ref.CATEGORIES), size=n, p=category_popularity(cfg))
     first_s = acquisition_times(rng, n, cfg)
     start = parse_ts(cfg.window_start)
     end = parse_ts(cfg.window_end)

@@ -67,6 +67,9 @@ class ChunkResult:
     lines: Lines
     n_orders: int  # real + cancelled orders (order ids used)
     order_value_ratio: np.ndarray  # net order value / Gamma-Gamma target z, per real order
+    first_category: np.ndarray  # per category: customers whose first line is in it
+    category_lines: np.ndarray  # per category: sale lines (before returns, copies, flaws)
+    category_value: np.ndarray  # per category: net value of those lines
 
 
 def simulate_transactions(
@@ -126,7 +129,7 @@ def _boost_table(cfg: GeneratorConfig) -> np.ndarray:
 def _home_table(cfg: GeneratorConfig) -> np.ndarray:
     """(8, 8) base category weights: popularity, home category boosted."""
     n_cat = len(ref.CATEGORIES)
-    pop = category_popularity()
+    pop = category_popularity(cfg)
     return pop[None, :] * np.where(np.eye(n_cat, dtype=bool), cfg.behaviour.home_category_boost, 1)
 
 
@@ -141,7 +144,9 @@ def choose_categories(
 
     P(category c) for a line is proportional to popularity(c) x home boost (if c is the
     customer's home category) x product of ``boost`` over planted pairs (A -> c) where A was
-    bought earlier (an earlier order or an earlier line of the same order).
+    bought earlier (an earlier order or an earlier line of the same order). In a
+    scenario (skewed), the first line of a customer's first order is the home category
+    itself, so first purchases follow the scenario's popularity exactly.
 
     Returns (order index, line index within order, category) for every line.
     """
@@ -153,6 +158,7 @@ def choose_categories(
     home_w = _home_table(cfg)
     boost = _boost_table(cfg)
     bought = np.zeros(n_cust, dtype=np.int64)
+    first_in_home = cfg.scenario is not None
     out_o: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
     out_c: list[np.ndarray] = []
@@ -167,10 +173,13 @@ def choose_categories(
             if not sel.any():
                 break
             cj = cs[sel]
-            w = home_w[home[cj]] * boost[bought[cj]]
-            cw = np.cumsum(w, axis=1)
-            draw = rng.random(cj.size) * cw[:, -1]
-            cat = (draw[:, None] >= cw).sum(axis=1)
+            if s == 0 and j == 0 and first_in_home:
+                cat = home[cj]
+            else:
+                w = home_w[home[cj]] * boost[bought[cj]]
+                cw = np.cumsum(w, axis=1)
+                draw = rng.random(cj.size) * cw[:, -1]
+                cat = (draw[:, None] >= cw).sum(axis=1)
             bought[cj] |= 1 << cat
             out_o.append(oidx[sel])
             out_j.append(np.full(cj.size, j, dtype=np.int64))
@@ -221,6 +230,10 @@ def simulate_chunk(
     # Gamma-Gamma spend: each real order gets a target value z ~ Gamma(p, rate nu).
     z = rng.gamma(cfg.population.p_gg, 1.0 / customers.nu[tx.customer])
     share = z[o] / k[o]
+    if cfg.scenario is not None:
+        # A high-ticket line costs about `multiple` x the line's share of the order target.
+        high = ref.CATEGORIES.index(cfg.scenario.high_ticket_category)
+        share = np.where(cat == high, share * cfg.scenario.high_ticket_multiple, share)
     product = _pick_products(rng, cfg, products, cat, share)
     price = products.price_cents[product].astype(np.int64)
     changed = rng.random(o.size) < beh.price_change_probability
@@ -232,8 +245,12 @@ def simulate_chunk(
     discount = np.where(discounted, levels[rng.choice(levels.size, o.size, p=dw / dw.sum())], 0)
     net_unit = price * (100 - discount) / 10_000
     qty = np.clip(np.rint(share / net_unit), 1, beh.max_quantity).astype(np.int64)
-    net_value = np.bincount(o, weights=qty * net_unit, minlength=n_orders)
+    line_value = qty * net_unit
+    net_value = np.bincount(o, weights=line_value, minlength=n_orders)
     ratio = net_value / z
+    n_cat = len(ref.CATEGORIES)
+    first_order = np.r_[True, tx.customer[1:] != tx.customer[:-1]]
+    first_category = np.bincount(cat[(j == 0) & first_order[o]], minlength=n_cat)
 
     cw = np.asarray(ref.CHANNEL_WEIGHTS)
     channel_o = rng.choice(cw.size, n_orders, p=cw / cw.sum())
@@ -302,5 +319,11 @@ def simulate_chunk(
     for name, value in vars(lines).items():
         setattr(lines, name, value[sort])
     return ChunkResult(
-        transactions=tx, lines=lines, n_orders=int(all_t.size), order_value_ratio=ratio
+        transactions=tx,
+        lines=lines,
+        n_orders=int(all_t.size),
+        order_value_ratio=ratio,
+        first_category=first_category,
+        category_lines=np.bincount(cat, minlength=n_cat),
+        category_value=np.bincount(cat, weights=line_value, minlength=n_cat),
     )
