@@ -30,7 +30,7 @@ def limit_blas_threads(threads: int = 1) -> None:
         os.environ.setdefault(name, str(threads))
     if chosen:
         return
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     # Kept referenced: the limit holds for the life of the process.
     _limits.append(threadpool_limits(limits=threads, user_api="blas"))
