@@ -18,29 +18,16 @@ order_lines as (
     select * from {{ ref('int_order_lines_priced') }}
 ),
 
-placed_lines as (
-    select
-        *,
-        row_number() over (
-            partition by order_id
-            order by line_type = 'return', ordered_at, line_number
-        ) as placement_rank
-    from order_lines
-),
-
-first_lines as (
-    select
-        order_id,
-        customer_id,
-        channel,
-        ordered_at
-    from placed_lines
-    where placement_rank = 1
-),
-
 order_totals as (
+    {#- One pass: the totals and, by arg_min over the placement order (a sale or
+        cancelled line before a return, then time, then line number; unique per order),
+        the order's first line, instead of a window over every line joined back. -#}
     select
         order_id,
+        arg_min(
+            { 'customer_id': customer_id, 'channel': channel, 'ordered_at': ordered_at },
+            (line_type = 'return', ordered_at, line_number)
+        ) as first_line,
         count(*) filter (where line_type = 'sale') as sale_line_count,
         count(*) filter (where line_type = 'return') as return_line_count,
         count(*) filter (where line_type = 'cancellation') as cancelled_line_count,
@@ -58,11 +45,11 @@ order_totals as (
 
 final as (
     select
-        first_lines.order_id,
-        first_lines.customer_id,
-        first_lines.channel,
-        first_lines.ordered_at,
-        cast(first_lines.ordered_at as date) as order_date,
+        order_totals.order_id,
+        order_totals.first_line.customer_id,
+        order_totals.first_line.channel,
+        order_totals.first_line.ordered_at,
+        cast(order_totals.first_line.ordered_at as date) as order_date,
         order_totals.sale_line_count > 0 as is_completed,
         case
             when order_totals.sale_line_count > 0 then 'completed'
@@ -77,9 +64,7 @@ final as (
         cast(order_totals.sales_revenue as decimal(18, 4)) as sales_revenue,
         cast(order_totals.returned_revenue as decimal(18, 4)) as returned_revenue,
         cast(order_totals.net_revenue as decimal(18, 4)) as net_revenue
-    from first_lines
-    inner join order_totals
-        on first_lines.order_id = order_totals.order_id
+    from order_totals
 )
 
 select * from final
