@@ -38,7 +38,7 @@ set_items as (
 snapshot_counts as (
     select
         snapshot_lag,
-        sum(customer_count) as customer_count
+        cast(sum(customer_count) as bigint) as customer_count
     from set_counts
     group by snapshot_lag
 ),
@@ -47,7 +47,7 @@ category_counts as (
     select
         snapshot_lag,
         category,
-        sum(customer_count) as owner_count
+        cast(sum(customer_count) as bigint) as owner_count
     from set_items
     group by snapshot_lag, category
 ),
@@ -57,7 +57,7 @@ pair_counts as (
         antecedent.snapshot_lag,
         antecedent.category as antecedent_category,
         consequent.category as consequent_category,
-        sum(antecedent.customer_count) as pair_owner_count
+        cast(sum(antecedent.customer_count) as bigint) as pair_owner_count
     from set_items as antecedent
     inner join set_items as consequent
         on
