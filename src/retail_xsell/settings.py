@@ -26,7 +26,8 @@ the current folder here too (``base`` overrides that). The project's own files
 | PORT | :func:`api_port` | the API's port (make serve) |
 | RETAIL_XSELL_TOKEN | :func:`api_token` | a bearer token for ``retail-xsell query`` |
 
-(RETAIL_XSELL_MEMORY_LIMIT is read by profiles.yml alone: only dbt's DuckDB uses it.)
+(RETAIL_XSELL_MEMORY_LIMIT and RETAIL_XSELL_TEMP_DIR are read by profiles.yml alone: only
+dbt's DuckDB uses them.)
 """
 
 from __future__ import annotations
