@@ -227,16 +227,9 @@ joined as (
 final as (
     select
         *,
-        ln(category_customer_share) as feature_log_popularity,
-        evidence_confidence as feature_evidence_confidence,
-        case when evidence_lift > 0 then ln(evidence_lift) else 0 end as feature_log_lift,
-        cast(evidence_category is not null as double) as feature_has_evidence,
-        cast(owned_category_count as double) as feature_owned_category_count,
-        ln(occasion_count) as feature_log_occasions,
-        days_since_last_purchase / 365.25 as feature_years_since_last_purchase,
-        age_weeks * 7 / 365.25 as feature_years_since_first_purchase,
-        probability_alive as feature_probability_alive,
-        ln(1 + greatest(mean_occasion_sales_revenue, 0)) as feature_log_spend
+        {%- for name, expression in cross_sell_take_up_features().items() %}
+        {{ expression }} as {{ name }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from joined
 )
 

@@ -27,10 +27,19 @@ with
 
 candidates as (
     select * from {{ ref('int_cross_sell_candidates') }}
+    where snapshot_lag < 2
 ),
 
 scored as (
     select * from {{ ref('int_cross_sell_candidates_scored') }}
+),
+
+top_values as (
+    select
+        snapshot_lag,
+        max(category_first_purchase_value) as top_category_first_purchase_value
+    from candidates
+    group by snapshot_lag
 ),
 
 valued as (
@@ -45,37 +54,19 @@ valued as (
         candidates.evidence_confidence,
         candidates.evidence_lift,
         candidates.category_customer_share,
-        candidates.owned_categories,
-        candidates.owned_category_count,
-        candidates.occasion_count,
-        candidates.repeat_purchase_count,
-        candidates.recency_weeks,
-        candidates.age_weeks,
-        candidates.days_since_last_purchase,
-        candidates.mean_occasion_sales_revenue,
         candidates.probability_alive,
         candidates.category_first_purchase_value,
         candidates.customer_spend_multiplier,
         candidates.is_taken_up,
         candidates.taken_up_net_revenue,
-        candidates.feature_log_popularity,
-        candidates.feature_evidence_confidence,
-        candidates.feature_log_lift,
-        candidates.feature_has_evidence,
-        candidates.feature_owned_category_count,
-        candidates.feature_log_occasions,
-        candidates.feature_years_since_last_purchase,
-        candidates.feature_years_since_first_purchase,
-        candidates.feature_probability_alive,
-        candidates.feature_log_spend,
         scored.fit_name,
         scored.take_up_probability,
         candidates.category_first_purchase_value * candidates.customer_spend_multiplier
             as expected_first_purchase_value,
-        max(candidates.category_first_purchase_value)
-            over (partition by candidates.snapshot_lag)
-            as top_category_first_purchase_value
+        top_values.top_category_first_purchase_value
     from candidates
+    inner join top_values
+        on candidates.snapshot_lag = top_values.snapshot_lag
     inner join scored
         on
             candidates.snapshot_lag = scored.snapshot_lag

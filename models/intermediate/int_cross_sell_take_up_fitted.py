@@ -5,11 +5,12 @@
   backtest    learns the same way from snapshot 2; applied at snapshot 1, where the
               following horizon is known, so cross_sell_backtest can judge it.
 
-One row per fit and term: the intercept, each feature of the model's take_up_features
-config, then one "owns A & offered B" pair term per well-supported ordered pair of
-categories (retail_xsell.crosssell.pairs). Each row holds the coefficient on the
+One row per fit and term: the intercept, each feature_* column of
+int_cross_sell_candidates (macros/cross_sell.sql defines them), then one "owns A &
+offered B" pair term per well-supported ordered pair of categories
+(retail_xsell.crosssell.pairs). Each row holds the coefficient on the
 standardised term with the centre and scale that standardise it, so that a fit can be
-read and re-applied from these rows alone (int_cross_sell_candidates_scored does).
+read and re-applied from these rows alone (int_cross_sell_candidates_scored does, in SQL).
 """
 
 from retail_xsell.arrow import table_from_rows
@@ -60,8 +61,8 @@ def _training(candidates, lag):
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    features = list(dbt.config.get("take_up_features"))
     candidates = dbt.ref("int_cross_sell_candidates")
+    features = [name for name in candidates.columns if name.startswith("feature_")]
     rows = []
     for fit_name, train_lag, apply_lag in FITS:
         total, training = _training(candidates, train_lag)

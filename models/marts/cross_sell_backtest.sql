@@ -72,6 +72,7 @@ strategy_ranks as (
         is_taken_up,
         taken_up_net_revenue
     from with_baselines
+    where {{ rank_column }} <= {{ top_n }}
     {%- endfor %}
 ),
 

@@ -1,0 +1,19 @@
+{% macro cross_sell_take_up_features() -%}
+    {#- The inputs of the cross-sell take-up model, name -> SQL expression over the
+        columns of int_cross_sell_candidates (docs/cross_sell.md). Defined once:
+        int_cross_sell_candidates computes them, int_cross_sell_take_up_fitted fits one
+        coefficient per feature_* column, int_cross_sell_candidates_scored applies them.
+        Adding a feature here adds it everywhere. -#}
+    {%- do return({
+        'feature_log_popularity': 'ln(category_customer_share)',
+        'feature_evidence_confidence': 'evidence_confidence',
+        'feature_log_lift': 'case when evidence_lift > 0 then ln(evidence_lift) else 0 end',
+        'feature_has_evidence': 'cast(evidence_category is not null as double)',
+        'feature_owned_category_count': 'cast(owned_category_count as double)',
+        'feature_log_occasions': 'ln(occasion_count)',
+        'feature_years_since_last_purchase': 'days_since_last_purchase / 365.25',
+        'feature_years_since_first_purchase': 'age_weeks * 7 / 365.25',
+        'feature_probability_alive': 'probability_alive',
+        'feature_log_spend': 'ln(1 + greatest(mean_occasion_sales_revenue, 0))',
+    }) -%}
+{%- endmacro %}
