@@ -226,10 +226,10 @@ joined as (
 
 final as (
     select
-        *,
         {%- for name, expression in cross_sell_take_up_features().items() %}
-        {{ expression }} as {{ name }}{{ ',' if not loop.last }}
+        {{ expression }} as {{ name }},
         {%- endfor %}
+        *
     from joined
 )
 

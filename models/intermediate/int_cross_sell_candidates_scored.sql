@@ -36,9 +36,9 @@ coefficients as (
         {%- for feature in features %}
         max(case when term = '{{ feature }}' then coefficient / scale end)
             as weight_{{ loop.index }},
-        max(case when term = '{{ feature }}' then center end) as center_{{ loop.index }}
-        {{- ',' if not loop.last }}
+        max(case when term = '{{ feature }}' then center end) as center_{{ loop.index }},
         {%- endfor %}
+        count(*) as term_count
     from fitted
     group by apply_snapshot_lag
 ),
