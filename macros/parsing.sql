@@ -57,7 +57,9 @@
 {%- endmacro %}
 
 {% macro to_money(column_name, scale=2) -%}
-    {{ to_decimal(column_name, 18, scale) }}
+    {#- 16 digits before the point whatever the scale: decimal(18, 2) for list prices,
+        decimal(20, 4) for unit prices (a lossless widening of decimal(18, 2)). -#}
+    {{ to_decimal(column_name, 16 + (scale | int), scale) }}
 {%- endmacro %}
 
 {% macro to_fraction(column_name) -%}

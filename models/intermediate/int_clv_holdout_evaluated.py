@@ -1,8 +1,9 @@
-"""Calibration/holdout check of the BG/NBD purchase forecast (retail_xsell.clv.batch).
+"""Calibration/holdout check of both purchase models (retail_xsell.clv.batch).
 
-Fits BG/NBD on the history up to clv_holdout_weeks before the end of as_of_date, predicts
-each customer's repeat purchases in the holdout weeks and compares them with what the
-customers did, per calibration-frequency group and overall.
+Fits BG/NBD and Pareto/NBD on the history up to 7 x clv_holdout_weeks days before
+as_of_date, predicts each customer's repeat purchases in the holdout days and compares
+them with what the customers did, per model, per calibration-frequency group and overall.
+int_clv_models_fitted chooses the purchase model from these scores.
 """
 
 from retail_xsell.arrow import table_from_rows
@@ -12,7 +13,7 @@ INPUT_COLUMNS = """
     repeat_purchase_count,
     recency_weeks,
     age_weeks,
-    holdout_order_count
+    holdout_purchase_count
 """
 
 
@@ -26,7 +27,7 @@ def model(dbt, session):
         columns["repeat_purchase_count"],
         columns["recency_weeks"],
         columns["age_weeks"],
-        columns["holdout_order_count"],
+        columns["holdout_purchase_count"],
         holdout_weeks=holdout_weeks,
         settings=ClvSettings(),
     )

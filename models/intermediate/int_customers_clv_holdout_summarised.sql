@@ -1,9 +1,11 @@
 {#
-    The same inputs as int_customers_clv_summarised, but with the history cut
-    clv_holdout_weeks before the end of as_of_date, plus what each customer then did in
-    the holdout: the completed orders placed from the cut-off to the end of as_of_date.
-    Customers whose first order falls in the holdout are not here: the models predict
-    repeat purchases of customers already acquired.
+    The same inputs as int_customers_clv_summarised, but with the calibration period
+    ending clv_holdout_weeks before as_of_date (its last day is as_of_date minus
+    7 x clv_holdout_weeks days), plus what each customer then did in the holdout: the
+    purchases (at the grain of clv_purchase_grain) on the 7 x clv_holdout_weeks days
+    after it, up to and including as_of_date. Customers whose first purchase falls in
+    the holdout are not here: the models predict repeat purchases of customers already
+    acquired.
 #}
 
 {% set holdout_weeks = var('clv_holdout_weeks') %}
@@ -25,45 +27,46 @@ as_of as (
 
 periods as (
     select
-        {{ clv_period_end_at('as_of_date') }} as period_end_at,
-        {{ dbt.dateadd('day', -7 * holdout_weeks, clv_period_end_at('as_of_date')) }}
-            as cutoff_at
+        as_of_date,
+        cast({{ dbt.dateadd('day', -7 * holdout_weeks, 'as_of_date') }} as date)
+            as calibration_end_date
     from as_of
 ),
 
-calibration_orders as (
+period_orders as (
     select
         orders.*,
-        periods.cutoff_at as calibration_end_at
+        periods.calibration_end_date,
+        periods.as_of_date as holdout_end_date
     from orders
     cross join periods
 ),
 
 calibration_summary as (
-    {{ clv_customer_summary('calibration_orders') }}
+    {{ clv_customer_summary('period_orders', 'calibration_end_date') }}
 ),
 
-holdout_orders as (
+holdout_purchases as (
+    {{ clv_purchases('period_orders', 'calibration_end_date', 'holdout_end_date') }}
+),
+
+holdout_counts as (
     select
-        orders.customer_id,
-        count(*) as holdout_order_count
-    from orders
-    cross join periods
-    where
-        orders.is_completed
-        and orders.ordered_at >= periods.cutoff_at
-        and orders.ordered_at < periods.period_end_at
-    group by orders.customer_id
+        customer_id,
+        count(*) as holdout_purchase_count
+    from holdout_purchases
+    group by customer_id
 ),
 
 final as (
     select
         calibration_summary.*,
+        '{{ clv_purchase_grain() }}' as purchase_grain,
         {{ holdout_weeks }} as holdout_weeks,
-        coalesce(holdout_orders.holdout_order_count, 0) as holdout_order_count
+        coalesce(holdout_counts.holdout_purchase_count, 0) as holdout_purchase_count
     from calibration_summary
-    left join holdout_orders
-        on calibration_summary.customer_id = holdout_orders.customer_id
+    left join holdout_counts
+        on calibration_summary.customer_id = holdout_counts.customer_id
 )
 
 select * from final

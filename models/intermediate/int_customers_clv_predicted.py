@@ -12,7 +12,7 @@ INPUT_COLUMNS = """
     repeat_purchase_count,
     recency_weeks,
     age_weeks,
-    coalesce(cast(mean_repeat_order_sales_revenue as double), 0) as monetary_value
+    coalesce(cast(mean_repeat_purchase_sales_revenue as double), 0) as monetary_value
 """
 OUTPUT_TYPES = {
     "customer_id": "bigint",

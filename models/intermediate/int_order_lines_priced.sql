@@ -33,6 +33,8 @@ final as (
         channel,
         ordered_at,
         cast(ordered_at as date) as order_date,
+        {#- Exact decimal products of the unrounded inputs (unit prices keep 4
+            decimals); only the result is rounded. #}
         cast(quantity * unit_price as decimal(18, 2)) as gross_amount,
         cast(
             case line_type

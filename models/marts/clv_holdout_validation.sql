@@ -1,7 +1,8 @@
 {#
-    How well the purchase model forecasts: fitted on all but the last clv_holdout_weeks
-    weeks, it predicts each customer's repeat purchases in those weeks; compared here
-    with what happened, by calibration frequency (x) and overall.
+    How well the purchase models forecast: BG/NBD and Pareto/NBD, fitted on the history
+    up to 7 x clv_holdout_weeks days before as_of_date, predict each customer's repeat
+    purchases on those days; compared here with what happened, per model, by
+    calibration frequency (x) and overall.
 #}
 
 with
@@ -12,6 +13,7 @@ evaluated as (
 
 final as (
     select
+        purchase_model,
         frequency_group,
         group_order,
         calibration_end_at,
@@ -23,12 +25,18 @@ final as (
         predicted_purchases_per_customer,
         error,
         relative_error,
+        mean_absolute_error,
+        calibration_log_likelihood,
         fit_status,
         fit_message,
         bgnbd_r,
         bgnbd_alpha,
         bgnbd_a,
-        bgnbd_b
+        bgnbd_b,
+        pareto_nbd_r,
+        pareto_nbd_alpha,
+        pareto_nbd_s,
+        pareto_nbd_beta
     from evaluated
 )
 

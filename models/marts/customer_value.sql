@@ -63,7 +63,7 @@ joined as (
         clv_inputs.repeat_purchase_count,
         clv_inputs.recency_weeks,
         clv_inputs.age_weeks,
-        clv_inputs.mean_repeat_order_sales_revenue,
+        clv_inputs.mean_repeat_purchase_sales_revenue as mean_repeat_order_sales_revenue,
         clv_predictions.probability_alive,
         clv_predictions.expected_purchases,
         clv_predictions.expected_spend_per_purchase,

@@ -59,14 +59,18 @@ RUN_SQL = """
     select
         model_run_id, method, fit_status, fit_message, horizon_months,
         annual_discount_rate, bgnbd_r, bgnbd_alpha, bgnbd_a, bgnbd_b,
-        gamma_gamma_p, gamma_gamma_q, gamma_gamma_v
+        gamma_gamma_p, gamma_gamma_q, gamma_gamma_v, purchase_model, purchase_grain,
+        pareto_nbd_r, pareto_nbd_alpha, pareto_nbd_s, pareto_nbd_beta
     from main.clv_model_runs
 """
 
 HOLDOUT_SQL = """
     select holdout_weeks, actual_purchases, predicted_purchases, relative_error, fit_status
     from main.clv_holdout_validation
-    where frequency_group = 'all'
+    where
+        frequency_group = 'all'
+        and purchase_model
+        = coalesce((select any_value(purchase_model) from main.clv_model_runs), 'bgnbd')
 """
 
 LAST_LOAD_SQL = "select max(loaded_at) from main.stg_retail__purchase_lines"
@@ -230,16 +234,22 @@ def _value_lines(
 ) -> list[str]:
     historical, predicted, clv = (metrics[m] for m in ("historical_clv", "predicted_clv", "clv"))
     alive, score = metrics["probability_alive"], metrics["cross_sell_opportunity_score"]
-    run_id, method, status, message, months, rate, r, alpha, a, b, p, q, v = run
+    run_id, method, status, message, months, rate, r, alpha, a, b, p, q, v = run[:13]
+    model, grain, pr, palpha, ps, pbeta = run[13:]
     lines = [
         f"Customer value as of {as_of:%Y-%m-%d}, average per customer: historical CLV "
         f"{historical:,.2f} + predicted CLV {predicted:,.2f} (next {months:g} months, "
         f"discounted {rate:.0%} a year) = CLV {clv:,.2f}.",
     ]
     if status == "fitted":
+        purchases = (
+            f"Pareto/NBD r {pr:.3f}, alpha {palpha:.3f} weeks, s {ps:.3f}, beta {pbeta:.3f} weeks"
+            if model == "pareto_nbd"
+            else f"BG/NBD r {r:.3f}, alpha {alpha:.3f} weeks, a {a:.3f}, b {b:.3f}"
+        )
         lines.append(
-            f"CLV model run {run_id[:8]}: BG/NBD r {r:.3f}, alpha {alpha:.3f} weeks, "
-            f"a {a:.3f}, b {b:.3f}; Gamma-Gamma p {p:.3f}, q {q:.3f}, v {v:.2f}; "
+            f"CLV model run {run_id[:8]} (purchases per {grain}): {purchases}; "
+            f"Gamma-Gamma p {p:.3f}, q {q:.3f}, v {v:.2f}; "
             f"average probability alive {alive:.2f}."
         )
     else:
@@ -247,8 +257,8 @@ def _value_lines(
     weeks, actual, forecast, error, holdout_status = holdout
     if holdout_status == "fitted":
         lines.append(
-            f"Holdout check (last {weeks:g} weeks): {forecast:,.0f} orders forecast, "
-            f"{actual:,.0f} placed ({error:+.1%})."
+            f"Holdout check (last {weeks:g} weeks): {forecast:,.0f} purchases forecast, "
+            f"{actual:,.0f} made ({error:+.1%})."
         )
     else:
         lines.append(f"Holdout check (last {weeks:g} weeks): not fitted.")

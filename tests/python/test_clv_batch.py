@@ -21,11 +21,15 @@ from retail_xsell.clv.batch import (
     HOLDOUT_COLUMN_TYPES,
     METHOD_FALLBACK,
     METHOD_MODEL,
+    METHOD_PARETO,
     RUN_COLUMN_TYPES,
     ClvFitError,
     ClvSettings,
+    HoldoutScore,
+    choose_purchase_model,
     evaluate_holdout,
     fit_clv_models,
+    holdout_scores,
     predict_customer_value,
 )
 
@@ -41,6 +45,8 @@ def simulated():
     n = 8_000
     t = rng.uniform(26, 104, n)
     x, t_x, future = simulate_bgnbd(rng, n, CDNOW, t, horizon=26.0)
+    # whole days, as the build counts them (and what lets the fits group customers)
+    t, t_x = np.floor(t * 7) / 7, np.floor(t_x * 7) / 7
     nu = rng.gamma(4.0, 1 / 15.0, n)
     # The mean of x Gamma(p, rate nu) spends is Gamma(p x, rate nu x).
     m = np.where(x > 0, rng.gamma(6.0 * np.maximum(x, 1), 1 / (nu * np.maximum(x, 1))), np.nan)
@@ -61,8 +67,13 @@ def _fit(data, **settings):
     )
 
 
-def test_run_records_settings_and_fit(simulated):
-    run = _fit(simulated)
+@pytest.fixture(scope="module")
+def fitted(simulated):
+    return _fit(simulated)
+
+
+def test_run_records_settings_and_fit(simulated, fitted):
+    run = fitted
     row = run.as_row()
     assert list(row) == list(RUN_COLUMN_TYPES)
     assert run.method == METHOD_MODEL and run.fit_status == "fitted"
@@ -73,17 +84,21 @@ def test_run_records_settings_and_fit(simulated):
     assert run.customer_count == 8_000
     assert run.repeat_customer_count == int((simulated[0] > 0).sum())
     assert run.gamma_gamma_customer_count == run.repeat_customer_count
-    assert run.bgnbd_converged and run.gamma_gamma_converged
+    assert run.bgnbd_converged and run.gamma_gamma_converged and run.pareto_nbd_converged
+    assert np.isfinite(run.pareto_nbd_log_likelihood) and run.pareto_nbd_fit_seconds > 0
+    # no holdout scores given: auto keeps BG/NBD and says why
+    assert (run.purchase_model, run.purchase_grain) == ("bgnbd", "day")
+    assert run.purchase_model_rule.startswith("auto: BG/NBD")
     assert np.isfinite(run.bgnbd_log_likelihood) and run.bgnbd_log_likelihood < 0
     assert run.fallback_purchases_per_week is None
     assert len(run.model_run_id) == 32 and run.fit_seconds > 0
 
 
-def test_predictions_match_the_papers_formulas(simulated):
+def test_predictions_match_the_papers_formulas(simulated, fitted):
     """P(alive) (eq. 11), E[Y] (eq. 10) x E[spend] x retention, undiscounted and discounted
     monthly, for customers across the range of x, from the stored run's parameters."""
     x, t_x, t, m, _ = simulated
-    run = _fit(simulated).as_row()
+    run = fitted.as_row()
     par = BgNbdParams(run["bgnbd_r"], run["bgnbd_alpha"], run["bgnbd_a"], run["bgnbd_b"])
     gg = (run["gamma_gamma_p"], run["gamma_gamma_q"], run["gamma_gamma_v"])
     picks = [int(np.flatnonzero(x == k)[0]) for k in (0, 1, 2, 5)] + [int(np.argmax(x))]
@@ -210,7 +225,8 @@ def test_holdout_forecast_matches_simulated_future(simulated):
     x, t_x, t, _, future = simulated
     rows = evaluate_holdout(x, t_x, t, future, holdout_weeks=26, settings=ClvSettings())
     assert list(rows[0]) == list(HOLDOUT_COLUMN_TYPES)
-    by_group = {row["frequency_group"]: row for row in rows}
+    assert {row["purchase_model"] for row in rows} == {"bgnbd", "pareto_nbd"}
+    by_group = {row["frequency_group"]: row for row in rows if row["purchase_model"] == "bgnbd"}
     assert list(by_group) == [f"x = {k}" for k in range(7)] + ["x >= 7", "all"]
     everyone = by_group.pop("all")
     assert everyone["customer_count"] == 8_000
@@ -268,3 +284,88 @@ def test_a_build_without_customers_falls_back_and_reports():
         evaluate_holdout(
             [1, 2], [1.0, 1.0], [2.0, 2.0], [0], holdout_weeks=4, settings=ClvSettings()
         )
+
+
+def _score(mae: float | None) -> HoldoutScore:
+    return HoldoutScore(log_likelihood=-1.0, mean_absolute_error=mae, relative_error=0.0)
+
+
+def test_auto_chooses_the_lower_holdout_error_and_a_tie_goes_to_bgnbd():
+    """The documented rule on hand-made scores: lower per-customer MAE wins; equal MAE, a
+    model without a score, or no scores at all -> BG/NBD; a forced setting always wins."""
+    lower_pareto = {"bgnbd": _score(0.84), "pareto_nbd": _score(0.80)}
+    assert choose_purchase_model("auto", lower_pareto)[0] == "pareto_nbd"
+    assert choose_purchase_model("auto", {"bgnbd": _score(0.80), "pareto_nbd": _score(0.84)})[
+        0
+    ] == ("bgnbd")
+    assert choose_purchase_model("auto", {"bgnbd": _score(0.8), "pareto_nbd": _score(0.8)})[0] == (
+        "bgnbd"
+    )
+    assert choose_purchase_model("auto", {"pareto_nbd": _score(0.9)})[0] == "pareto_nbd"
+    assert choose_purchase_model("auto", {"bgnbd": _score(0.9), "pareto_nbd": _score(None)})[0] == (
+        "bgnbd"
+    )
+    assert choose_purchase_model("auto", {})[0] == "bgnbd"
+    model, rule = choose_purchase_model("bgnbd", lower_pareto)
+    assert (model, rule) == ("bgnbd", "forced by clv_purchase_model = bgnbd")
+    with pytest.raises(ValueError, match="clv_purchase_model must be one of auto, bgnbd"):
+        choose_purchase_model("nbd", lower_pareto)
+
+
+def test_the_chosen_model_makes_the_predictions(simulated):
+    x, t_x, t, m, _ = simulated
+    scores = {"bgnbd": _score(0.9), "pareto_nbd": _score(0.5)}
+    chosen = fit_clv_models(
+        x, t_x, t, m, order_count=int((x + 1).sum()), sales_revenue=1000.0,
+        net_revenue=900.0, settings=ClvSettings(), holdout_scores=scores,
+    )  # fmt: skip
+    assert (chosen.method, chosen.purchase_model) == (METHOD_PARETO, "pareto_nbd")
+    assert chosen.pareto_nbd_holdout_mean_absolute_error == 0.5
+    figures = predict_customer_value(chosen.as_row(), x, t_x, t, m)
+    from retail_xsell.clv import pareto_nbd
+
+    params = pareto_nbd.ParetoNbdParams(
+        chosen.pareto_nbd_r, chosen.pareto_nbd_alpha, chosen.pareto_nbd_s, chosen.pareto_nbd_beta
+    )
+    assert figures["probability_alive"] == pytest.approx(
+        pareto_nbd.probability_alive(params, x, t_x, t), rel=1e-12
+    )
+
+
+def test_customers_first_seen_on_as_of_date_fit_and_predict():
+    """x = t_x = T = 0 (first purchase on as_of_date): P(alive) = 1 under both models,
+    finite predictions, and the fits still converge; free repeat purchases (m_x = 0) get
+    the population's spend instead of breaking Gamma-Gamma."""
+    rng = np.random.default_rng(3)
+    n = 400
+    t = np.floor(rng.uniform(0, 104 * 7, n)) / 7
+    x, t_x, _ = simulate_bgnbd(rng, n, CDNOW, t, horizon=1.0)
+    t_x = np.floor(t_x * 7) / 7
+    x[:40], t_x[:40], t[:40] = 0, 0.0, 0.0
+    nu = rng.gamma(4.0, 1 / 15.0, n)
+    k = np.maximum(x, 1)
+    m = np.where(x > 0, rng.gamma(6.0 * k, 1 / (nu * k)), np.nan)
+    m[np.flatnonzero(x > 0)[:3]] = 0.0  # every repeat purchase was a free item
+    for model in ("bgnbd", "pareto_nbd"):
+        run = fit_clv_models(
+            x, t_x, t, m, order_count=int((x + 1).sum()), sales_revenue=1000.0,
+            net_revenue=1000.0, settings=ClvSettings(purchase_model=model),
+        )  # fmt: skip
+        assert run.fit_status == "fitted", run.fit_message
+        figures = predict_customer_value(run.as_row(), x, t_x, t, m)
+        assert np.all(figures["probability_alive"][:40] == 1.0)
+        for values in figures.values():
+            assert np.isfinite(values).all()
+
+
+def test_holdout_scores_both_models_for_the_rule(simulated):
+    x, t_x, t, _, future = simulated
+    rows = evaluate_holdout(x, t_x, t, future, holdout_weeks=26, settings=ClvSettings())
+    scores = holdout_scores(rows)
+    assert set(scores) == {"bgnbd", "pareto_nbd"}
+    for name, score in scores.items():
+        everyone = next(
+            r for r in rows if r["purchase_model"] == name and r["frequency_group"] == "all"
+        )
+        assert score.mean_absolute_error == everyone["mean_absolute_error"] > 0
+        assert score.log_likelihood < 0

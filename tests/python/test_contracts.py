@@ -27,7 +27,7 @@ from retail_xsell.contracts import (
     main_contracts,
     write_publication_documents,
 )
-from retail_xsell.contracts.breaking import CHANGE_KINDS
+from retail_xsell.contracts.breaking import CHANGE_KINDS, is_lossless_widening
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 CONTRACTS_BIN = PROJECT_DIR / ".venv-contracts" / "bin"
@@ -461,6 +461,29 @@ def test_a_changed_type_is_breaking(contracts, previous, no_accepted):
     assert count == 1
     assert details[0].startswith(
         "port parquet: orders.order_id changed type from bigint to varchar (model orders"
+    )
+
+
+def test_a_lossless_decimal_widening_is_not_breaking_but_a_narrowing_is(
+    contracts, previous, no_accepted
+):
+    # order_lines.unit_price went from decimal(18, 2) to decimal(20, 4): same 16 digits
+    # before the point, two more after it, so every value promised before is unchanged
+    assert is_lossless_widening("decimal(18, 2)", "decimal(20, 4)")
+    assert not is_lossless_widening("decimal(18, 2)", "decimal(18, 4)")  # 14 digits before
+    assert not is_lossless_widening("decimal(18, 4)", "decimal(18, 2)")  # rounds
+    assert not is_lossless_widening("bigint", "decimal(20, 4)")
+    current, lines = _edit(contracts, "duckdb", "order_lines")
+    price = next(p for p in lines["properties"] if p["name"] == "unit_price")
+    previous_type = price["physicalType"]
+    price["physicalType"] = "decimal(38, 12)"
+    assert breaking_change_measurement(current, previous, no_accepted) == (0, [], None)
+    price["physicalType"] = "decimal(12, 2)"
+    count, details, _ = breaking_change_measurement(current, previous, no_accepted)
+    assert count == 1
+    assert (
+        f"order_lines.unit_price changed type from {previous_type} to decimal(12, 2)"
+        in (details[0])
     )
 
 

@@ -106,7 +106,7 @@ def strict_build(tmp_path_factory, small_raw_dir):
             _line("204", order_at="epoch"),
             _line("205", loaded_at="infinity"),
             _line("206", order_at="-infinity"),
-            _line("207", unit_price="26.499"),
+            _line("207", unit_price="26.49999"),
         ],
     )
     _write(
@@ -166,7 +166,7 @@ def _reason(build, order_id: str) -> str | None:
         ("204", "invalid_order_at"),  # epoch was 1970-01-01
         ("205", "invalid_loaded_at"),  # infinity was 9999-12-31
         ("206", "invalid_order_at"),  # -infinity was 0001-01-01
-        ("207", "unit_price_too_precise"),  # 26.499 was rounded to 26.50
+        ("207", "unit_price_too_precise"),  # 26.49999 was rounded to 26.50
         ("209", "absurd_quantity"),  # passed staging, then failed order_lines
         ("210", "loaded_at_in_future"),  # loaded three hours from now
     ],
@@ -201,8 +201,8 @@ def test_every_file_under_a_table_folder_is_read_and_reconciled(strict_build):
     assert rows == [
         ("customer_info", 10, 6, 2, 2, True),
         ("product", 7, 4, 3, 0, True),
-        # clean: raw_small's 5, 208 (offset) and 211 (within tolerance)
-        ("purchase", 25, 7, 16, 2, True),
+        # clean: raw_small's 6, 208 (offset) and 211 (within tolerance)
+        ("purchase", 25, 8, 15, 2, True),
     ]
 
 

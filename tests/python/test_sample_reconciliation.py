@@ -31,8 +31,8 @@ REJECTION_OF_FLAW = {
     "purchase_product_id_missing": ("purchase", "missing_product_id"),
     "quantity_unparseable": ("purchase", "invalid_quantity"),
     "unit_price_unparseable": ("purchase", "invalid_unit_price"),
-    "unit_price_zero": ("purchase", "non_positive_unit_price"),
-    "unit_price_negative": ("purchase", "non_positive_unit_price"),
+    # unit_price_zero is planted but is a free item, a valid sale: not rejected
+    "unit_price_negative": ("purchase", "negative_unit_price"),
     "unit_price_absurd": ("purchase", "absurd_unit_price"),
     "discount_unparseable": ("purchase", "invalid_discount"),
     "order_at_unparseable": ("purchase", "invalid_order_at"),
@@ -158,3 +158,17 @@ def test_summary_explains_a_missing_database(tmp_path):
 
     with pytest.raises(NotBuiltError, match="run `make run`"):
         render_summary(tmp_path / "nothing.duckdb")
+
+
+def test_time_spine_spans_the_data_with_a_whole_year_either_side(sample_db):
+    """The sample's orders run 2023-01-02 to 2025-12-31 (as_of_date): the spine is every
+    day from 1 January of the year before to 31 December of the year after."""
+    ((first, last, days, first_order, last_order),) = _query(
+        sample_db,
+        "select min(date_day)::varchar, max(date_day)::varchar, count(*),"
+        " (select min(order_date)::varchar from order_lines),"
+        " (select max(order_date)::varchar from order_lines)"
+        " from time_spine_daily",
+    )
+    assert (first_order[:4], last_order[:4]) == ("2023", "2025")
+    assert (first, last, days) == ("2022-01-01", "2026-12-31", 365 * 4 + 366)

@@ -696,10 +696,11 @@ def test_unreadable_date(layer):
 
 
 def test_window_outside_the_calendar(layer):
-    with pytest.raises(InvalidTimeRangeError, match="2020-01-01 to 2030-12-31"):
-        layer.query(["total_spend"], end="2019-12-31")
+    # the spine spans the sample's orders (2023-2025) with a whole year either side
+    with pytest.raises(InvalidTimeRangeError, match="2022-01-01 to 2026-12-31"):
+        layer.query(["total_spend"], end="2021-12-31")
     with pytest.raises(InvalidTimeRangeError, match="outside the calendar"):
-        layer.query(["total_spend"], start=dt.datetime(2031, 1, 1))
+        layer.query(["total_spend"], start=dt.datetime(2027, 1, 1))
 
 
 def test_metricflow_refusals_become_semantic_layer_errors(layer):

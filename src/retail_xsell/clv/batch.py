@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from . import bgnbd, pareto_nbd
 from ._optimize import InsufficientDataError, as_float_array
-from .bgnbd import BgNbdParams, expected_purchases, fit_bgnbd, probability_alive
+from .bgnbd import BgNbdParams
 from .gamma_gamma import GammaGammaParams, fit_gamma_gamma
+from .pareto_nbd import ParetoNbdParams
 from .value import discounted_purchases, period_ends, predicted_clv, units_per_year
 
 #: The BG/NBD time unit of the product: recency, age, alpha and the horizon are in weeks.
@@ -32,8 +34,19 @@ WEEKS_PER_MONTH = units_per_year(TIME_UNIT) / 12
 PERIODS_PER_YEAR = 12
 
 METHOD_MODEL = "bgnbd_gamma_gamma"
+METHOD_PARETO = "pareto_nbd_gamma_gamma"
 METHOD_FALLBACK = "population_average_fallback"
 ON_FIT_FAILURE = ("fallback", "error")
+#: What one purchase is (dbt var clv_purchase_grain; macros/clv.sql counts them).
+PURCHASE_GRAINS = ("day", "order")
+#: The purchase models, in order of preference on a tie: (label, module, parameter names).
+PURCHASE_MODELS: dict[str, tuple[str, Any, tuple[str, ...]]] = {
+    "bgnbd": ("BG/NBD", bgnbd, ("r", "alpha", "a", "b")),
+    "pareto_nbd": ("Pareto/NBD", pareto_nbd, ("r", "alpha", "s", "beta")),
+}
+#: dbt var clv_purchase_model: 'auto' picks by the holdout, the others force a model.
+PURCHASE_MODEL_SETTINGS = ("auto", *PURCHASE_MODELS)
+METHOD_OF_MODEL = {"bgnbd": METHOD_MODEL, "pareto_nbd": METHOD_PARETO}
 
 
 class ClvFitError(RuntimeError):
@@ -47,6 +60,8 @@ class ClvSettings:
     horizon_months: float = 12.0
     annual_discount_rate: float = 0.10
     on_fit_failure: str = "fallback"
+    purchase_model: str = "auto"
+    purchase_grain: str = "day"
     n_starts: int = 4
     seed: int = 0
 
@@ -65,6 +80,12 @@ class ClvSettings:
                 f"clv_on_fit_failure must be one of {', '.join(ON_FIT_FAILURE)}; "
                 f"got {self.on_fit_failure!r}"
             )
+        for name, value, allowed in (
+            ("clv_purchase_model", self.purchase_model, PURCHASE_MODEL_SETTINGS),
+            ("clv_purchase_grain", self.purchase_grain, PURCHASE_GRAINS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
         object.__setattr__(self, "horizon_months", horizon)
         object.__setattr__(self, "annual_discount_rate", rate)
 
@@ -87,9 +108,12 @@ def _finite_number(name: str, value: object) -> float:
 class ClvModelRun:
     """One fit of the CLV models: settings, parameters, goodness of fit, timing.
 
-    Parameters of a model that was not fitted are None. `method` says how the figures
-    are made: METHOD_MODEL (BG/NBD x Gamma-Gamma) or METHOD_FALLBACK (every customer gets
-    the population's average purchase rate and order value; see docs/clv.md).
+    Parameters of a model that was not fitted are None. Both purchase models are fitted
+    (bgnbd_*, pareto_nbd_*) and scored on the holdout (*_holdout_*); `purchase_model` is
+    the one used, chosen by `purchase_model_rule`. `method` says how the figures are
+    made: METHOD_MODEL (BG/NBD x Gamma-Gamma), METHOD_PARETO (Pareto/NBD x Gamma-Gamma)
+    or METHOD_FALLBACK (every customer gets the population's average purchase rate and
+    spend per purchase; see docs/clv.md).
     """
 
     method: str
@@ -101,6 +125,9 @@ class ClvModelRun:
     horizon_weeks: float
     annual_discount_rate: float
     revenue_retention_rate: float
+    purchase_grain: str = "day"
+    purchase_model: str | None = None
+    purchase_model_rule: str = ""
     bgnbd_r: float | None = None
     bgnbd_alpha: float | None = None
     bgnbd_a: float | None = None
@@ -109,6 +136,20 @@ class ClvModelRun:
     bgnbd_converged: bool | None = None
     bgnbd_iterations: int | None = None
     bgnbd_fit_seconds: float | None = None
+    bgnbd_holdout_log_likelihood: float | None = None
+    bgnbd_holdout_mean_absolute_error: float | None = None
+    bgnbd_holdout_relative_error: float | None = None
+    pareto_nbd_r: float | None = None
+    pareto_nbd_alpha: float | None = None
+    pareto_nbd_s: float | None = None
+    pareto_nbd_beta: float | None = None
+    pareto_nbd_log_likelihood: float | None = None
+    pareto_nbd_converged: bool | None = None
+    pareto_nbd_iterations: int | None = None
+    pareto_nbd_fit_seconds: float | None = None
+    pareto_nbd_holdout_log_likelihood: float | None = None
+    pareto_nbd_holdout_mean_absolute_error: float | None = None
+    pareto_nbd_holdout_relative_error: float | None = None
     gamma_gamma_p: float | None = None
     gamma_gamma_q: float | None = None
     gamma_gamma_v: float | None = None
@@ -132,6 +173,7 @@ class ClvModelRun:
 
 _SQL_TYPES = {
     "str": "varchar",
+    "str | None": "varchar",
     "int": "bigint",
     "int | None": "bigint",
     "float": "double",
@@ -166,6 +208,72 @@ def _arrays(frequency: object, recency: object, age: object, monetary_value: obj
     return x, t_x, t, m
 
 
+def spend_frequency(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The x Gamma-Gamma conditions on: 0 where every repeat purchase was free (m_x = 0).
+
+    A free item is a real sale (so it counts as a purchase), but a mean spend of 0 is
+    outside Gamma-Gamma's support; such customers get the population's mean spend.
+    """
+    return np.where(m > 0, x, 0.0)
+
+
+@dataclass(frozen=True)
+class HoldoutScore:
+    """How one purchase model did on the holdout check (None where it was not fitted)."""
+
+    log_likelihood: float | None
+    mean_absolute_error: float | None
+    relative_error: float | None
+
+
+def choose_purchase_model(setting: str, scores: Mapping[str, HoldoutScore]) -> tuple[str, str]:
+    """The purchase model to use and the rule that chose it (docs/clv.md).
+
+    A forced setting ('bgnbd', 'pareto_nbd') wins. 'auto' takes the model with the lower
+    per-customer mean absolute error of the holdout forecast; a tie, or a model without a
+    holdout score, goes to BG/NBD (the simpler model, and the product's default).
+    """
+    if setting != "auto":
+        if setting not in PURCHASE_MODELS:
+            raise ValueError(
+                f"clv_purchase_model must be one of {', '.join(PURCHASE_MODEL_SETTINGS)}; "
+                f"got {setting!r}"
+            )
+        return setting, f"forced by clv_purchase_model = {setting}"
+    errors = {
+        name: scores[name].mean_absolute_error
+        for name in PURCHASE_MODELS
+        if name in scores and scores[name].mean_absolute_error is not None
+    }
+    shown = ", ".join(f"{name} {error:.6g}" for name, error in errors.items()) or "none"
+    bg, pareto = errors.get("bgnbd"), errors.get("pareto_nbd")
+    if pareto is not None and (bg is None or pareto < bg):
+        return "pareto_nbd", f"auto: lower holdout mean absolute error per customer ({shown})"
+    return "bgnbd", f"auto: BG/NBD unless Pareto/NBD has a lower holdout error ({shown})"
+
+
+def _fit_purchase_models(
+    x: np.ndarray, t_x: np.ndarray, t: np.ndarray, settings: ClvSettings
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Fit every purchase model: (run fields, fits, problem per model; '' = converged)."""
+    fields: dict[str, Any] = {}
+    fits: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for name, (label, module, params) in PURCHASE_MODELS.items():
+        fitter = getattr(module, f"fit_{name}")  # fit_bgnbd, fit_pareto_nbd
+        try:
+            fit = fitter(
+                x, t_x, t, time_unit=TIME_UNIT, n_starts=settings.n_starts, seed=settings.seed
+            )
+        except InsufficientDataError as error:
+            problems[name] = str(error)
+            continue
+        fits[name] = fit
+        fields |= _prefixed(name, fit, (*params, *_FIT_FIELDS))
+        problems[name] = "" if fit.converged else f"{label} did not converge: {fit.message}"
+    return fields, fits, problems
+
+
 #: What the run table keeps of each model's fit besides its parameters.
 _FIT_FIELDS = ("log_likelihood", "converged", "iterations", "fit_seconds")
 
@@ -184,8 +292,14 @@ def fit_clv_models(
     sales_revenue: float,
     net_revenue: float,
     settings: ClvSettings,
+    holdout_scores: Mapping[str, HoldoutScore] | None = None,
 ) -> ClvModelRun:
-    """Fit BG/NBD (weeks) and Gamma-Gamma on one calibration period.
+    """Fit BG/NBD and Pareto/NBD (weeks) and Gamma-Gamma on one calibration period.
+
+    The purchase model used is chosen by choose_purchase_model from settings.purchase_model
+    and the holdout scores (evaluate_holdout); under 'auto', when the chosen model does not
+    converge on the whole history and the other does, the other is used (the rule says so).
+    order_count is the number of purchases (at the purchase grain) the spend comes from.
 
     order_count, sales_revenue and net_revenue are totals over the same customers and
     period: sales revenue is what the orders were worth when placed, net revenue is after
@@ -209,19 +323,31 @@ def fit_clv_models(
         "horizon_weeks": settings.horizon_weeks,
         "annual_discount_rate": settings.annual_discount_rate,
         "revenue_retention_rate": retention,
+        "purchase_grain": settings.purchase_grain,
     }
+    scores = dict(holdout_scores or {})
+    for name in PURCHASE_MODELS:
+        score = scores.get(name)
+        if score is not None:
+            common[f"{name}_holdout_log_likelihood"] = score.log_likelihood
+            common[f"{name}_holdout_mean_absolute_error"] = score.mean_absolute_error
+            common[f"{name}_holdout_relative_error"] = score.relative_error
+    chosen, rule = choose_purchase_model(settings.purchase_model, scores)
     fitted: dict[str, Any] = {}
     problem = "" if x.size else "no customer has a completed order"
     try:
         if problem:
             raise InsufficientDataError(problem)
-        bgnbd = fit_bgnbd(
-            x, t_x, t, time_unit=TIME_UNIT, n_starts=settings.n_starts, seed=settings.seed
+        fields, _, problems = _fit_purchase_models(x, t_x, t, settings)
+        fitted |= fields
+        other = next(name for name in PURCHASE_MODELS if name != chosen)
+        if problems[chosen] and settings.purchase_model == "auto" and not problems[other]:
+            rule += f"; {chosen} failed on the whole history ({problems[chosen]}), so {other}"
+            chosen = other
+        problem = problems[chosen]
+        gg = fit_gamma_gamma(
+            spend_frequency(x, m), m, n_starts=settings.n_starts, seed=settings.seed
         )
-        fitted |= _prefixed("bgnbd", bgnbd, ("r", "alpha", "a", "b", *_FIT_FIELDS))
-        if not bgnbd.converged:
-            problem = f"BG/NBD did not converge: {bgnbd.message}"
-        gg = fit_gamma_gamma(x, m, n_starts=settings.n_starts, seed=settings.seed)
         fitted |= _prefixed("gamma_gamma", gg, ("p", "q", "v", *_FIT_FIELDS))
         fitted["gamma_gamma_customer_count"] = int(gg.n_customers)
         if not gg.converged:
@@ -232,13 +358,15 @@ def fit_clv_models(
                 "would be infinite"
             )
     except InsufficientDataError as error:
-        problem = str(error)
+        problem = problem or str(error)
 
+    common["purchase_model_rule"] = rule
     if not problem:
         return ClvModelRun(
-            method=METHOD_MODEL,
+            method=METHOD_OF_MODEL[chosen],
             fit_status="fitted",
-            fit_message="BG/NBD and Gamma-Gamma converged",
+            fit_message=f"{PURCHASE_MODELS[chosen][0]} and Gamma-Gamma converged",
+            purchase_model=chosen,
             fit_seconds=time.perf_counter() - started,
             **common,
             **fitted,
@@ -287,13 +415,15 @@ def predict_customer_value(
     horizon = float(run["horizon_weeks"])
     rate = float(run["annual_discount_rate"])
     retention = float(run["revenue_retention_rate"])
-    if run["method"] == METHOD_MODEL:
-        bgnbd = BgNbdParams(
-            run["bgnbd_r"], run["bgnbd_alpha"], run["bgnbd_a"], run["bgnbd_b"], TIME_UNIT
-        )
+    if run["method"] in (METHOD_MODEL, METHOD_PARETO):
+        name = "bgnbd" if run["method"] == METHOD_MODEL else "pareto_nbd"
+        module = PURCHASE_MODELS[name][1]
+        kind = BgNbdParams if name == "bgnbd" else ParetoNbdParams
+        values = {param: run[f"{name}_{param}"] for param in PURCHASE_MODELS[name][2]}
+        purchases = kind(**values, time_unit=TIME_UNIT)
         gg = GammaGammaParams(run["gamma_gamma_p"], run["gamma_gamma_q"], run["gamma_gamma_v"])
         result = predicted_clv(
-            bgnbd,
+            purchases,
             gg,
             x,
             t_x,
@@ -302,9 +432,10 @@ def predict_customer_value(
             horizon=horizon,
             annual_discount_rate=rate,
             periods_per_year=PERIODS_PER_YEAR,
+            spend_frequency=spend_frequency(x, m),
         )
         return {
-            "probability_alive": probability_alive(bgnbd, x, t_x, t),
+            "probability_alive": module.probability_alive(purchases, x, t_x, t),
             "expected_purchases": np.array(result.expected_purchases),
             "expected_spend_per_purchase": np.array(result.expected_spend),
             "predicted_clv": retention * result.clv,
@@ -329,6 +460,7 @@ def predict_customer_value(
 HOLDOUT_TOP_GROUP = 7
 #: SQL type of each column of evaluate_holdout's rows, in order.
 HOLDOUT_COLUMN_TYPES: dict[str, str] = {
+    "purchase_model": "varchar",
     "frequency_group": "varchar",
     "group_order": "bigint",
     "customer_count": "bigint",
@@ -338,6 +470,8 @@ HOLDOUT_COLUMN_TYPES: dict[str, str] = {
     "predicted_purchases_per_customer": "double",
     "error": "double",
     "relative_error": "double",
+    "mean_absolute_error": "double",
+    "calibration_log_likelihood": "double",
     "holdout_weeks": "double",
     "fit_status": "varchar",
     "fit_message": "varchar",
@@ -345,6 +479,10 @@ HOLDOUT_COLUMN_TYPES: dict[str, str] = {
     "bgnbd_alpha": "double",
     "bgnbd_a": "double",
     "bgnbd_b": "double",
+    "pareto_nbd_r": "double",
+    "pareto_nbd_alpha": "double",
+    "pareto_nbd_s": "double",
+    "pareto_nbd_beta": "double",
 }
 
 
@@ -357,14 +495,16 @@ def evaluate_holdout(
     holdout_weeks: float,
     settings: ClvSettings,
 ) -> list[dict[str, Any]]:
-    """Fit BG/NBD on a calibration period and compare its forecast with the holdout.
+    """Fit BG/NBD and Pareto/NBD on a calibration period; compare forecasts with the holdout.
 
-    One row per calibration-frequency group (x = 0, 1, ..., HOLDOUT_TOP_GROUP - 1, then
-    x >= HOLDOUT_TOP_GROUP) and one 'all' row: customers, actual and predicted repeat
-    purchases in the holdout (sums and per customer), the error predicted - actual and
-    the relative error (error / actual, None when nothing was bought). A fit that fails
-    does not stop the build: the rows carry fit_status 'not_fitted' and the reason, with
-    no prediction.
+    Per purchase model, one row per calibration-frequency group (x = 0, 1, ...,
+    HOLDOUT_TOP_GROUP - 1, then x >= HOLDOUT_TOP_GROUP) and one 'all' row: customers,
+    actual and predicted repeat purchases in the holdout (sums and per customer), the
+    error predicted - actual, the relative error (error / actual, None when nothing was
+    bought), the mean absolute error per customer (mean |predicted_i - actual_i|, the
+    score 'auto' chooses by) and the model's calibration log-likelihood. Every row also
+    carries both models' parameters. A fit that fails does not stop the build: that
+    model's rows carry fit_status 'not_fitted' and the reason, with no prediction.
     """
     holdout_weeks = _finite_number("clv_holdout_weeks", holdout_weeks)
     if holdout_weeks <= 0:
@@ -373,54 +513,77 @@ def evaluate_holdout(
     actual = as_float_array("holdout_purchases", holdout_purchases, allow_empty=True)
     if actual.size != x.size:
         raise ValueError("holdout_purchases needs one value per customer")
-    predicted: np.ndarray | None = None
-    status, message = "fitted", "BG/NBD converged"
-    params: dict[str, float | None] = dict.fromkeys(("r", "alpha", "a", "b"))
-    try:
-        if x.size == 0:
-            raise InsufficientDataError("no customer has a completed order before the cut-off")
-        fit = fit_bgnbd(
-            x, t_x, t, time_unit=TIME_UNIT, n_starts=settings.n_starts, seed=settings.seed
+    params: dict[str, Any] = {
+        f"{name}_{param}": None
+        for name, (_, _, names) in PURCHASE_MODELS.items()
+        for param in names
+    }
+    if x.size:
+        fields, fits, problems = _fit_purchase_models(x, t_x, t, settings)
+        params |= {key: fields[key] for key in params if key in fields}
+    else:
+        fits, problems = (
+            {},
+            dict.fromkeys(PURCHASE_MODELS, "no customer has a completed order before the cut-off"),
         )
-        params = {"r": fit.r, "alpha": fit.alpha, "a": fit.a, "b": fit.b}
-        if fit.converged:
-            predicted = expected_purchases(fit, x, t_x, t, holdout_weeks)
-        else:
-            status, message = "not_fitted", f"BG/NBD did not converge: {fit.message}"
-    except InsufficientDataError as error:
-        status, message = "not_fitted", str(error)
 
     groups = [(f"x = {k}", k, x == k) for k in range(HOLDOUT_TOP_GROUP)]
     groups.append((f"x >= {HOLDOUT_TOP_GROUP}", HOLDOUT_TOP_GROUP, x >= HOLDOUT_TOP_GROUP))
     groups.append(("all", HOLDOUT_TOP_GROUP + 1, np.ones(x.shape, dtype=bool)))
     rows = []
-    for label, order, members in groups:
-        n = int(members.sum())
-        actual_sum = float(actual[members].sum())
-        predicted_sum = None if predicted is None else float(predicted[members].sum())
-        difference = None if predicted_sum is None else predicted_sum - actual_sum
-        rows.append(
-            {
-                "frequency_group": label,
-                "group_order": order,
-                "customer_count": n,
-                "actual_purchases": actual_sum,
-                "predicted_purchases": predicted_sum,
-                "actual_purchases_per_customer": actual_sum / n if n else None,
-                "predicted_purchases_per_customer": (
-                    predicted_sum / n if n and predicted_sum is not None else None
-                ),
-                "error": difference,
-                "relative_error": (
-                    difference / actual_sum if difference is not None and actual_sum else None
-                ),
-                "holdout_weeks": float(holdout_weeks),
-                "fit_status": status,
-                "fit_message": message,
-                "bgnbd_r": params["r"],
-                "bgnbd_alpha": params["alpha"],
-                "bgnbd_a": params["a"],
-                "bgnbd_b": params["b"],
-            }
-        )
+    for name, (label, module, _) in PURCHASE_MODELS.items():
+        predicted: np.ndarray | None = None
+        status, message = "not_fitted", problems[name]
+        if not problems[name]:
+            status, message = "fitted", f"{label} converged"
+            predicted = module.expected_purchases(fits[name], x, t_x, t, holdout_weeks)
+        fit = fits.get(name)
+        for group, order, members in groups:
+            n = int(members.sum())
+            actual_sum = float(actual[members].sum())
+            predicted_sum = None if predicted is None else float(predicted[members].sum())
+            difference = None if predicted_sum is None else predicted_sum - actual_sum
+            rows.append(
+                {
+                    "purchase_model": name,
+                    "frequency_group": group,
+                    "group_order": order,
+                    "customer_count": n,
+                    "actual_purchases": actual_sum,
+                    "predicted_purchases": predicted_sum,
+                    "actual_purchases_per_customer": actual_sum / n if n else None,
+                    "predicted_purchases_per_customer": (
+                        predicted_sum / n if n and predicted_sum is not None else None
+                    ),
+                    "error": difference,
+                    "relative_error": (
+                        difference / actual_sum if difference is not None and actual_sum else None
+                    ),
+                    "mean_absolute_error": (
+                        float(np.abs(predicted[members] - actual[members]).mean())
+                        if predicted is not None and n
+                        else None
+                    ),
+                    "calibration_log_likelihood": (
+                        None if fit is None or predicted is None else fit.log_likelihood
+                    ),
+                    "holdout_weeks": float(holdout_weeks),
+                    "fit_status": status,
+                    "fit_message": message,
+                    **params,
+                }
+            )
     return rows
+
+
+def holdout_scores(rows: list[Mapping[str, Any]]) -> dict[str, HoldoutScore]:
+    """Each purchase model's score from evaluate_holdout's rows (its 'all' row)."""
+    return {
+        row["purchase_model"]: HoldoutScore(
+            log_likelihood=row["calibration_log_likelihood"],
+            mean_absolute_error=row["mean_absolute_error"],
+            relative_error=row["relative_error"],
+        )
+        for row in rows
+        if row["frequency_group"] == "all"
+    }

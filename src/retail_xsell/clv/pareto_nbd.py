@@ -776,15 +776,38 @@ def expected_purchases(
     given alive at T, lambda ~ Gamma(r+x, alpha+T) and mu ~ Gamma(s, beta+T). Computed in log
     space and exact at s = 1 (where the bracket over s-1 becomes ln(1 + horizon/(beta+T))).
     """
+    span = check_positive_scalar("horizon", horizon, allow_zero=True)
+    return expected_purchases_at(fit, frequency, recency, age, [span], _route=_route)[0]
+
+
+def expected_purchases_at(
+    fit: ParamsLike,
+    frequency: object,
+    recency: object,
+    age: object,
+    horizons: object,
+    *,
+    _route: str | None = None,
+) -> np.ndarray:
+    """expected_purchases for several horizons at once: one row per horizon.
+
+    P(alive), the costly part (the integral I), is computed once for all horizons, which is
+    what discounting CLV period by period needs (value.predicted_clv).
+    """
     p = _as_params(fit)
     x, t_x, t = _validate_rfm(frequency, recency, age)
-    span = check_positive_scalar("horizon", horizon, allow_zero=True)
-    if span == 0:
-        return np.zeros(len(x))
+    spans = _as_horizons("horizons", horizons).reshape(-1)
+    result = np.zeros((len(spans), len(x)))
+    if not len(x) or not (spans > 0).any():
+        return result
     log_alive = -np.logaddexp(0.0, -_log_odds_alive(p, x, t_x, t, _route))
-    log_rate = np.log(p.r + x) - np.log(p.alpha + t)
-    log_life = np.log(p.beta + t) + _log_lifetime_share(p.s, p.beta + t, span)
-    return np.exp(log_alive + log_rate + log_life)
+    log_rate = np.log(p.r + x) - np.log(p.alpha + t) + np.log(p.beta + t)
+    for k, span in enumerate(spans):
+        if span > 0:
+            result[k] = np.exp(
+                log_alive + log_rate + _log_lifetime_share(p.s, p.beta + t, float(span))
+            )
+    return result
 
 
 def _as_horizons(name: str, values: object) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Customer lifetime value: BG/NBD purchases x Gamma-Gamma spend, discounted per period.
+"""Customer lifetime value: BG/NBD or Pareto/NBD purchases x Gamma-Gamma spend, discounted.
 
 CLV_i = E[spend]_i * sum_k d_k (E[Y(tau_k)]_i - E[Y(tau_{k-1})]_i),
 with tau_k = min(k L, horizon) the end of period k (L = one period in the BG/NBD time
@@ -18,9 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import bgnbd, pareto_nbd
 from ._optimize import check_positive_scalar
-from .bgnbd import BgNbdFit, BgNbdParams, expected_purchases_at
+from .bgnbd import BgNbdFit, BgNbdParams
 from .gamma_gamma import GammaGammaFit, GammaGammaParams, expected_spend
+from .pareto_nbd import ParetoNbdFit, ParetoNbdParams
+
+#: A fitted purchase model (or its parameters) that predicted_clv can discount.
+PurchaseModel = BgNbdFit | BgNbdParams | ParetoNbdFit | ParetoNbdParams
 
 #: Time units with a fixed length in years (a year of 365.25 days); any other unit needs
 #: `time_units_per_year` passed explicitly.
@@ -89,8 +94,14 @@ def discounted_purchases(
     return total - shortfall
 
 
+def _expected_purchases_at(fit: PurchaseModel, x, t_x, t, ends: list[float]) -> np.ndarray:
+    if isinstance(fit, ParetoNbdFit | ParetoNbdParams):
+        return pareto_nbd.expected_purchases_at(fit, x, t_x, t, ends)
+    return bgnbd.expected_purchases_at(fit, x, t_x, t, ends)
+
+
 def predicted_clv(
-    bgnbd_fit: BgNbdFit | BgNbdParams,
+    bgnbd_fit: PurchaseModel,
     gg_fit: GammaGammaFit | GammaGammaParams,
     frequency: object,
     recency: object,
@@ -101,13 +112,18 @@ def predicted_clv(
     annual_discount_rate: float,
     periods_per_year: int = 12,
     time_units_per_year: float | None = None,
+    spend_frequency: object = None,
 ) -> ClvResult:
     """Discounted expected spend over (T, T + horizon] for each customer.
 
-    `horizon` is in the BG/NBD fit's time unit; the horizon is cut into periods of
+    `bgnbd_fit` is the purchase model, BG/NBD or Pareto/NBD (the name is kept for callers
+    that pass it by keyword). `horizon` is in its time unit; the horizon is cut into periods of
     1/periods_per_year years (the last one may be partial), and each period's increment of
     expected purchases is discounted at the period's end. For x = 0 the spend is the
-    population mean (see gamma_gamma.expected_spend).
+    population mean (see gamma_gamma.expected_spend). `spend_frequency` is the x the spend
+    model conditions on when it differs from the purchase count (by default the same):
+    repeat purchases that were all free (m_x = 0) say nothing about spend, so a caller
+    passes 0 for them and they get the population mean.
     """
     horizon = check_positive_scalar("horizon", horizon, allow_zero=True)
     rate = check_positive_scalar("annual_discount_rate", annual_discount_rate, allow_zero=True)
@@ -116,9 +132,11 @@ def predicted_clv(
     time_unit = bgnbd_fit.time_unit
     year_length = units_per_year(time_unit, time_units_per_year)
     period = year_length / periods_per_year
-    spend = expected_spend(gg_fit, frequency, monetary_value)
+    spend = expected_spend(
+        gg_fit, frequency if spend_frequency is None else spend_frequency, monetary_value
+    )
     ends = period_ends(horizon, period)
-    cumulative = expected_purchases_at(bgnbd_fit, frequency, recency, age, ends)
+    cumulative = _expected_purchases_at(bgnbd_fit, frequency, recency, age, ends)
     total = cumulative[-1]  # identical to expected_purchases(..., horizon)
     clv = spend * discounted_purchases(ends, cumulative, rate, year_length)
     return ClvResult(

@@ -4,7 +4,8 @@ A consumer of a public output port (duckdb, parquet) relies on what its contract
 promised. The gate blocks a publication that takes a promise back without saying so:
 
 - a removed table (schema object) or a removed or renamed column,
-- a changed physical type,
+- a changed physical type (but a decimal widened losslessly, decimal(18, 2) ->
+  decimal(20, 4), keeps every promised value exactly and is not breaking),
 - tightened nullability (required false -> true),
 - a removed allowed value (accepted_values).
 
@@ -16,6 +17,7 @@ declared in contract_changes.yml with a reason and an approver.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +183,24 @@ def _valid_values(prop: dict[str, Any]) -> list[Any]:
     return values
 
 
+_DECIMAL = re.compile(r"\s*(?:decimal|numeric)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*", re.IGNORECASE)
+
+
+def is_lossless_widening(old_type: object, new_type: object) -> bool:
+    """True when every value of old_type is a value of new_type, unchanged.
+
+    Only decimals widen this way: decimal(p, s) -> decimal(p2, s2) with no fewer digits
+    after the point (s2 >= s) and none fewer before it (p2 - s2 >= p - s). A consumer
+    reading the column gets the same numbers; one that stores it needs the wider type,
+    which the contract now states.
+    """
+    old, new = _DECIMAL.fullmatch(str(old_type)), _DECIMAL.fullmatch(str(new_type))
+    if old is None or new is None:
+        return False
+    (p, s), (p2, s2) = (int(old[1]), int(old[2])), (int(new[1]), int(new[2]))
+    return s2 >= s and p2 - s2 >= p - s
+
+
 def _version(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -225,7 +245,10 @@ def _port_changes(port: str, previous: dict[str, Any], current: dict[str, Any]) 
             if now is None:
                 change(name, "removed_column", "was removed")
                 continue
-            if str(prop.get("physicalType")).lower() != str(now.get("physicalType")).lower():
+            old_type, new_type = prop.get("physicalType"), now.get("physicalType")
+            if str(old_type).lower() != str(new_type).lower() and not is_lossless_widening(
+                old_type, new_type
+            ):
                 change(
                     name,
                     "type_changed",

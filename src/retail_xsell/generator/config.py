@@ -229,7 +229,7 @@ FLAW_SPECS: Final[tuple[FlawSpec, ...]] = (
              "return line has status completed but a negative quantity",
              "treat negative quantity as a return"),
     FlawSpec("unit_price_zero", "purchase", 0.002, "purchase lines", "unit_price is 0.00",
-             "quarantine the line"),
+             "keep: a free item is a valid sale worth 0 (not a flaw to quarantine)"),
     FlawSpec("unit_price_negative", "purchase", 0.002, "purchase lines",
              "unit_price is negative", "quarantine the line"),
     FlawSpec("unit_price_absurd", "purchase", 0.001, "purchase lines",

@@ -11,9 +11,11 @@
 {#- "Now" for the load-time check: when this dbt invocation started (UTC), so every
     model and test of one build agrees on it. -#}
 {%- set build_started_at = run_started_at.strftime('%Y-%m-%d %H:%M:%S') %}
-{#- Decimals a unit price may carry (stored as decimal(18, 2)); more significant
-    decimals are quarantined, never rounded. -#}
-{%- set unit_price_scale = 2 %}
+{#- Decimals a unit price may carry (stored as decimal(20, 4): fuel and weighed goods
+    are sold in fractional units at sub-cent prices); more significant decimals are
+    quarantined, never rounded. A price of 0 is a real sale (a free item, a
+    promotion); only a negative or unparseable price is quarantined. -#}
+{%- set unit_price_scale = 4 %}
 
 with
 
@@ -103,7 +105,7 @@ row_checked as (
                 and not {{ is_decimal_text('unit_price', unit_price_scale) }}
                 then 'unit_price_too_precise'
             when parsed_unit_price is null then 'invalid_unit_price'
-            when parsed_unit_price <= 0 then 'non_positive_unit_price'
+            when parsed_unit_price < 0 then 'negative_unit_price'
             when coalesce(parsed_discount < 0 or parsed_discount >= 1, true)
                 then 'invalid_discount'
             when parsed_status is null then 'invalid_status'
