@@ -369,3 +369,28 @@ def test_holdout_scores_both_models_for_the_rule(simulated):
         )
         assert score.mean_absolute_error == everyone["mean_absolute_error"] > 0
         assert score.log_likelihood < 0
+
+
+def test_pareto_nbd_is_fitted_on_a_sample_but_scored_on_everyone(simulated, fitted, monkeypatch):
+    # With the limit below the 8,000 customers, Pareto/NBD's parameters come from a
+    # 2,000-customer sample, and the recorded log-likelihood is the sum over all 8,000
+    # at those parameters (so it compares with BG/NBD's, fitted on everyone).
+    from retail_xsell.clv import batch, pareto_nbd_log_likelihood
+
+    monkeypatch.setattr(batch, "PARETO_NBD_FIT_CUSTOMERS", 2_000)
+    run = _fit(simulated).as_row()
+    x, t_x, t, _, _ = simulated
+    params = (
+        run["pareto_nbd_r"],
+        run["pareto_nbd_alpha"],
+        run["pareto_nbd_s"],
+        run["pareto_nbd_beta"],
+    )
+    assert run["pareto_nbd_log_likelihood"] == pytest.approx(
+        float(pareto_nbd_log_likelihood(params, x, t_x, t).sum()), rel=1e-9
+    )
+    # The estimates are the sample's: not those of the fit on all 8,000, but close.
+    unsampled = fitted.as_row()
+    assert run["pareto_nbd_r"] != unsampled["pareto_nbd_r"]
+    assert run["pareto_nbd_r"] == pytest.approx(unsampled["pareto_nbd_r"], rel=0.5)
+    assert run["pareto_nbd_log_likelihood"] <= unsampled["pareto_nbd_log_likelihood"] + 1e-6
