@@ -17,3 +17,17 @@
         'feature_log_spend': 'ln(1 + greatest(mean_occasion_sales_revenue, 0))',
     }) -%}
 {%- endmacro %}
+
+{% macro distinct_category_sets(relation) -%}
+    {#- A select of one row per distinct owned set and snapshot of `relation`
+        (int_customer_category_sets_by_snapshot, or a CTE over it): snapshot_lag,
+        category_set_id, owned_categories and customer_count, the customers owning it.
+        The cross-sell models that work per set rather than per customer start here. -#}
+    select
+        snapshot_lag,
+        category_set_id,
+        any_value(owned_categories) as owned_categories,
+        count(*) as customer_count
+    from {{ relation }}
+    group by snapshot_lag, category_set_id
+{%- endmacro %}

@@ -6,13 +6,25 @@
 #}
 
 {% macro clean_text(column_name) -%}
-    {#- trim() alone keeps tabs and newlines, which real exports carry -#}
-    nullif(regexp_replace({{ column_name }}, '^\s+|\s+$', '', 'g'), '')
+    {#- trim() alone keeps tabs and newlines, which real exports carry. Most values have
+        no whitespace at either end: test for it (one cheap match) before replacing. -#}
+    nullif(
+        case
+            when regexp_matches({{ column_name }}, '^\s|\s$')
+                then regexp_replace({{ column_name }}, '^\s+|\s+$', '', 'g')
+            else {{ column_name }}
+        end,
+        ''
+    )
 {%- endmacro %}
 
 {% macro clean_key(column_name) -%}
     {#- Lower-case, trimmed, inner whitespace collapsed: the form used to match codes. -#}
-    lower(regexp_replace({{ clean_text(column_name) }}, '\s+', ' ', 'g'))
+    case
+        when regexp_matches({{ column_name }}, '\s')
+            then lower(regexp_replace({{ clean_text(column_name) }}, '\s+', ' ', 'g'))
+        else lower(nullif({{ column_name }}, ''))
+    end
 {%- endmacro %}
 
 {#
@@ -76,6 +88,11 @@
         ~ '([.][0-9]{1,6})?(Z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?' -%}
     {%- set offset = '([0-9]{2})(:?([0-9]{2}))?' -%}
     case
+        {#- the plain form (19 characters) has no fraction and no offset to work out #}
+        when regexp_full_match({{ text }}, '{{ pattern }}') and length({{ text }}) = 19
+            then {{ dbt.safe_cast(
+                "replace(" ~ text ~ ", 'T', ' ')", api.Column.translate_type('timestamp')
+            ) }}
         when regexp_full_match({{ text }}, '{{ pattern }}')
             then {{ dbt.safe_cast(
                 "replace(left(" ~ text ~ ", 19), 'T', ' ')"
@@ -142,12 +159,30 @@
     try_cast({{ field }} as {{ type }})
 {%- endmacro %}
 
-{% macro exact_copy_number(table_name) -%}
-    {#- 1 for the first occurrence of a raw row, 2 and up for exact copies of it. -#}
-    row_number() over (
-        partition by {{ raw_contract_columns(table_name) | join(', ') }}
-        order by {{ raw_contract_columns(table_name)[0] }}
-    )
+{% macro exact_copies_collapsed(table_name, relation) -%}
+    {#- A select of one row per distinct raw row of `relation` (every contract column
+        equal, nulls equal): the row, how many times it came (copy_count), and
+        exact_copy_number 1. Parse and check the distinct rows, then restore the copies
+        with exact_copies_restored: one aggregate instead of a window over every column. -#}
+    select
+        {%- for column_name in raw_contract_columns(table_name) %}
+        {{ column_name }},
+        {%- endfor %}
+        count(*) as copy_count,
+        1 as exact_copy_number
+    from {{ relation }}
+    group by {{ raw_contract_columns(table_name) | join(', ') }}
+{%- endmacro %}
+
+{% macro exact_copies_restored(relation) -%}
+    {#- A select of every row of `relation` (from exact_copies_collapsed) copy_count
+        times: exact_copy_number 1 for the first occurrence, 2 and up for its copies
+        (every other column as the first occurrence's: a column that must differ for
+        a copy, such as a version rank, is the caller's to null). -#}
+    select
+        * exclude (copy_count)
+        replace (unnest(range(1, copy_count + 1)) as exact_copy_number)
+    from {{ relation }}
 {%- endmacro %}
 
 {% macro row_disposition_columns(rejection_reason, version_rank=none) -%}

@@ -17,13 +17,7 @@ category_sets as (
 ),
 
 set_counts as (
-    select
-        snapshot_lag,
-        category_set_id,
-        any_value(owned_categories) as owned_categories,
-        count(*) as customer_count
-    from category_sets
-    group by snapshot_lag, category_set_id
+    {{ distinct_category_sets('category_sets') }}
 ),
 
 set_items as (

@@ -21,7 +21,9 @@ def model(dbt, session):
     dbt.config(materialized="table")
     holdout_weeks = float(dbt.config.get("clv_holdout_weeks"))
     inputs = dbt.ref("int_customers_clv_holdout_summarised")
-    columns = inputs.select(INPUT_COLUMNS).fetchnumpy()
+    # In customer order: Pareto/NBD is fitted on a sample of rows, which must not depend
+    # on the order DuckDB happens to return them in (the same data, the same fit).
+    columns = inputs.select(f"customer_id, {INPUT_COLUMNS}").order("customer_id").fetchnumpy()
     cutoff_at = inputs.aggregate("max(calibration_end_at)").fetchall()[0][0]
     rows = evaluate_holdout(
         columns["repeat_purchase_count"],

@@ -37,7 +37,9 @@ def model(dbt, session):
         [dict(zip(holdout.columns, row, strict=True)) for row in holdout.fetchall()]
     )
     inputs = dbt.ref("int_customers_clv_summarised")
-    columns = inputs.select(INPUT_COLUMNS).fetchnumpy()
+    # In customer order: Pareto/NBD is fitted on a sample of rows, which must not depend
+    # on the order DuckDB happens to return them in (the same data, the same fit).
+    columns = inputs.select(f"customer_id, {INPUT_COLUMNS}").order("customer_id").fetchnumpy()
     as_of_date, end_at = inputs.aggregate("max(as_of_date), max(calibration_end_at)").fetchall()[0]
     # Revenue of the same period, for the share of sales that is not returned.
     sales_revenue = net_revenue = 0.0

@@ -55,12 +55,7 @@ popularity as (
 ),
 
 distinct_sets as (
-    select
-        snapshot_lag,
-        category_set_id,
-        any_value(owned_categories) as owned_categories
-    from category_sets
-    group by snapshot_lag, category_set_id
+    {{ distinct_category_sets('category_sets') }}
 ),
 
 set_targets as (
@@ -158,12 +153,12 @@ joined as (
         snapshots.horizon_end_date,
         snapshots.horizon_days,
         category_sets.customer_id,
+        category_sets.category_set_id,
         set_candidates.category,
         set_candidates.evidence_category,
         set_candidates.evidence_confidence,
         set_candidates.evidence_lift,
         popularity.customer_share as category_customer_share,
-        category_sets.owned_categories,
         category_sets.owned_category_count,
         customers.occasion_count,
         customers.repeat_purchase_count,

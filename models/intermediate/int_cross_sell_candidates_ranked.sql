@@ -25,53 +25,46 @@
 
 with
 
-candidates as (
-    select * from {{ ref('int_cross_sell_candidates') }}
-    where snapshot_lag < 2
-),
-
 scored as (
     select * from {{ ref('int_cross_sell_candidates_scored') }}
 ),
 
 top_values as (
+    {#- from the stored candidates (two columns), not the scored view, which is then
+        computed once #}
     select
         snapshot_lag,
         max(category_first_purchase_value) as top_category_first_purchase_value
-    from candidates
+    from {{ ref('int_cross_sell_candidates') }}
+    where snapshot_lag < 2
     group by snapshot_lag
 ),
 
 valued as (
     select
-        candidates.snapshot_lag,
-        candidates.snapshot_date,
-        candidates.horizon_end_date,
-        candidates.horizon_days,
-        candidates.customer_id,
-        candidates.category,
-        candidates.evidence_category,
-        candidates.evidence_confidence,
-        candidates.evidence_lift,
-        candidates.category_customer_share,
-        candidates.probability_alive,
-        candidates.category_first_purchase_value,
-        candidates.customer_spend_multiplier,
-        candidates.is_taken_up,
-        candidates.taken_up_net_revenue,
+        scored.snapshot_lag,
+        scored.snapshot_date,
+        scored.horizon_end_date,
+        scored.horizon_days,
+        scored.customer_id,
+        scored.category,
+        scored.evidence_category,
+        scored.evidence_confidence,
+        scored.evidence_lift,
+        scored.category_customer_share,
+        scored.probability_alive,
+        scored.category_first_purchase_value,
+        scored.customer_spend_multiplier,
+        scored.is_taken_up,
+        scored.taken_up_net_revenue,
         scored.fit_name,
         scored.take_up_probability,
-        candidates.category_first_purchase_value * candidates.customer_spend_multiplier
+        scored.category_first_purchase_value * scored.customer_spend_multiplier
             as expected_first_purchase_value,
         top_values.top_category_first_purchase_value
-    from candidates
+    from scored
     inner join top_values
-        on candidates.snapshot_lag = top_values.snapshot_lag
-    inner join scored
-        on
-            candidates.snapshot_lag = scored.snapshot_lag
-            and candidates.customer_id = scored.customer_id
-            and candidates.category = scored.category
+        on scored.snapshot_lag = top_values.snapshot_lag
 ),
 
 scored_values as (

@@ -1,21 +1,29 @@
 {#
-    The take-up probability of every candidate at as_of_date (snapshot 0, by the
-    production fit) and at snapshot 1 (by the backtest fit), from the stored
+    The candidates of as_of_date (snapshot 0, scored by the production fit) and of
+    snapshot 1 (by the backtest fit), with their take-up probability from the stored
     coefficients of int_cross_sell_take_up_fitted:
       p = sigma(intercept + sum_f coefficient_f (feature_f - center_f) / scale_f
                 + sum_pairs coefficient_p (indicator_p - center_p) / scale_p).
     A pair indicator is 1 only for the owned categories of the candidate's customer and
     the offered category, so the pair part is a constant (every indicator at 0) plus the
-    weights of the pairs the candidate has: a join on the owned categories, not one
-    column per pair. In SQL, so that millions of candidates never pass through Python.
+    weights of the pairs the candidate has; customers with the same owned set share it,
+    so it is summed once per distinct set (int_customer_category_sets_by_snapshot) and
+    offered category, not per customer. In SQL, so that millions of candidates never
+    pass through Python. A view: int_cross_sell_candidates_ranked stores the result, and
+    a table here would write every candidate once more.
 #}
-
+{{ config(materialized='view') }}
 {%- set features = cross_sell_take_up_features().keys() | list %}
 
 with
 
 candidates as (
     select * from {{ ref('int_cross_sell_candidates') }}
+    where snapshot_lag < 2
+),
+
+category_sets as (
+    select * from {{ ref('int_customer_category_sets_by_snapshot') }}
     where snapshot_lag < 2
 ),
 
@@ -53,38 +61,38 @@ pair_weights as (
     where owned_category is not null
 ),
 
+distinct_sets as (
+    {{ distinct_category_sets('category_sets') }}
+),
+
 owned as (
     select
         snapshot_lag,
-        customer_id,
-        category,
+        category_set_id,
         unnest(owned_categories) as owned_category
-    from candidates
+    from distinct_sets
 ),
 
-candidate_pairs as (
+set_pair_scores as (
     select
         owned.snapshot_lag,
-        owned.customer_id,
-        owned.category,
+        owned.category_set_id,
+        pair_weights.offered_category as category,
         sum(pair_weights.weight) as pair_score
     from owned
     inner join pair_weights
         on
             owned.snapshot_lag = pair_weights.snapshot_lag
             and owned.owned_category = pair_weights.owned_category
-            and owned.category = pair_weights.offered_category
-    group by owned.snapshot_lag, owned.customer_id, owned.category
+    group by owned.snapshot_lag, owned.category_set_id, pair_weights.offered_category
 ),
 
 linear as (
     select
-        candidates.snapshot_lag,
-        candidates.customer_id,
-        candidates.category,
+        candidates.*,
         coefficients.fit_name,
         coefficients.intercept
-        + coalesce(candidate_pairs.pair_score, 0)
+        + coalesce(set_pair_scores.pair_score, 0)
         {%- for feature in features %}
         + coalesce(
             coefficients.weight_{{ loop.index }}
@@ -95,18 +103,30 @@ linear as (
     from candidates
     inner join coefficients
         on candidates.snapshot_lag = coefficients.snapshot_lag
-    left join candidate_pairs
+    left join set_pair_scores
         on
-            candidates.snapshot_lag = candidate_pairs.snapshot_lag
-            and candidates.customer_id = candidate_pairs.customer_id
-            and candidates.category = candidate_pairs.category
+            candidates.snapshot_lag = set_pair_scores.snapshot_lag
+            and candidates.category_set_id = set_pair_scores.category_set_id
+            and candidates.category = set_pair_scores.category
 ),
 
 final as (
     select
         snapshot_lag,
+        snapshot_date,
+        horizon_end_date,
+        horizon_days,
         customer_id,
         category,
+        evidence_category,
+        evidence_confidence,
+        evidence_lift,
+        category_customer_share,
+        probability_alive,
+        category_first_purchase_value,
+        customer_spend_multiplier,
+        is_taken_up,
+        taken_up_net_revenue,
         fit_name,
         linear_predictor,
         {#- the logistic function, in the form that cannot overflow either way #}

@@ -62,10 +62,16 @@ def _training(candidates, lag):
 def model(dbt, session):
     dbt.config(materialized="table")
     candidates = dbt.ref("int_cross_sell_candidates")
+    # The owned categories of each distinct set (the candidates carry the set's number).
+    owned_sets = dbt.ref("int_customer_category_sets_by_snapshot").aggregate(
+        "snapshot_lag, category_set_id, any_value(owned_categories) as owned_categories",
+        "snapshot_lag, category_set_id",
+    )
     features = [name for name in candidates.columns if name.startswith("feature_")]
     rows = []
     for fit_name, train_lag, apply_lag in FITS:
         total, training = _training(candidates, train_lag)
+        training = training.join(owned_sets, "snapshot_lag, category_set_id")
         counts = training.query(
             "training",
             "select owned, offered, count(*) from (select unnest(owned_categories) as owned,"
@@ -76,9 +82,22 @@ def model(dbt, session):
         expressions = [
             f"{pair_indicator_sql(p)} as {a}" for p, a in zip(pairs, aliases, strict=True)
         ]
-        columns = training.select(
-            ", ".join([*features, *expressions, "cast(is_taken_up as integer) as label"])
-        ).fetchnumpy()
+        # In key order, so that the same data give the same fit to the last digit.
+        columns = (
+            training.select(
+                ", ".join(
+                    [
+                        "customer_id",
+                        "category",
+                        *features,
+                        *expressions,
+                        "cast(is_taken_up as integer) as label",
+                    ]
+                )
+            )
+            .order("customer_id, category")
+            .fetchnumpy()
+        )
         fit = fit_take_up(columns, columns["label"], [*features, *aliases])
         common = {
             "fit_name": fit_name,

@@ -1,5 +1,6 @@
 {#
-    One row per cross-sell snapshot and customer who had bought a category by then: the
+    One row per cross-sell snapshot and customer who had bought a category by then
+    (before as_of_date, the customers of int_cross_sell_history_customers): the
     set of categories they owned on that day, as a sorted list with a number
     (category_set_id) shared by every customer owning the same set at the same snapshot.
     Customers with equal sets have equal rule evidence, so the cross-sell models work per
@@ -16,6 +17,10 @@ snapshots as (
     select * from {{ ref('int_cross_sell_snapshots') }}
 ),
 
+history_customers as (
+    select * from {{ ref('int_cross_sell_history_customers') }}
+),
+
 owned_sets as (
     select
         snapshots.snapshot_lag,
@@ -24,6 +29,9 @@ owned_sets as (
     from first_bought
     inner join snapshots
         on first_bought.first_bought_date <= snapshots.snapshot_date
+    left join history_customers
+        on first_bought.customer_id = history_customers.customer_id
+    where snapshots.snapshot_lag = 0 or history_customers.customer_id is not null
     group by snapshots.snapshot_lag, first_bought.customer_id
 ),
 

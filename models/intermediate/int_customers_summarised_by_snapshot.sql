@@ -1,6 +1,7 @@
 {#
     One row per cross-sell snapshot (int_cross_sell_snapshots) and customer with a
-    completed order up to that snapshot's date: how often, how recently and how much the
+    completed order up to that snapshot's date (before as_of_date, the customers of
+    int_cross_sell_history_customers): how often, how recently and how much the
     customer buys, as known on that day. Purchase occasions are customer-days with a
     completed order (the CLV convention, docs/clv.md): x = occasions - 1, t_x = first to
     last occasion, T = first occasion to the snapshot date, in weeks. The take-up model
@@ -15,6 +16,10 @@ orders as (
 
 snapshots as (
     select * from {{ ref('int_cross_sell_snapshots') }}
+),
+
+history_customers as (
+    select * from {{ ref('int_cross_sell_history_customers') }}
 ),
 
 occasions as (
@@ -44,6 +49,9 @@ final as (
     from occasions
     inner join snapshots
         on occasions.purchase_date <= snapshots.snapshot_date
+    left join history_customers
+        on occasions.customer_id = history_customers.customer_id
+    where snapshots.snapshot_lag = 0 or history_customers.customer_id is not null
     group by snapshots.snapshot_lag, snapshots.snapshot_date, occasions.customer_id
 )
 

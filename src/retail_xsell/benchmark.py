@@ -71,6 +71,24 @@ def model_timings(run_results: Path) -> list[tuple[str, float]]:
     return sorted(timings, key=lambda item: item[1], reverse=True)
 
 
+def phase_totals(run_results: Path) -> dict[str, tuple[int, float]]:
+    """(count, summed execution seconds) per kind of node in a dbt run: model, test (the
+    data tests), unit_test, seed, ... The sums are thread-seconds: with two dbt threads
+    they add up to about twice the wall time the nodes took."""
+    totals: dict[str, tuple[int, float]] = {}
+    for result in json.loads(run_results.read_text())["results"]:
+        kind = result["unique_id"].split(".", 1)[0]
+        count, seconds = totals.get(kind, (0, 0.0))
+        totals[kind] = (count + 1, seconds + float(result["execution_time"]))
+    return totals
+
+
+def database_bytes(database: Path) -> int:
+    """Size of a DuckDB database on disk: the file and its write-ahead log, if any."""
+    wal = database.with_name(database.name + ".wal")
+    return sum(path.stat().st_size for path in (database, wal) if path.exists())
+
+
 def benchmark_build(purchase_lines: int, data_dir: Path, work_dir: Path) -> str:
     """Generate `purchase_lines` lines (unless present), build the product on them with
     `dbt build`, and return a Markdown report."""
@@ -93,7 +111,8 @@ def benchmark_build(purchase_lines: int, data_dir: Path, work_dir: Path) -> str:
             raise RuntimeError(f"the generator failed for {purchase_lines:,} lines")
     actual_lines = json.loads((raw / "truth.json").read_text())["row_counts"]["purchase"]
     target = work_dir / "target"
-    env = {**os.environ, settings.DATABASE_ENV: str(work_dir / "bench.duckdb")}
+    database = work_dir / "bench.duckdb"
+    env = {**os.environ, settings.DATABASE_ENV: str(database)}
     vars_json = json.dumps({"raw_input_format": "parquet", "raw_input_path": str(raw)})
     dbt = str(Path(python).parent / "dbt")
     build = run_measured(
@@ -115,7 +134,15 @@ def benchmark_build(purchase_lines: int, data_dir: Path, work_dir: Path) -> str:
         f"### {actual_lines:,} purchase lines",
         "",
         f"Full `dbt build`: {build.wall_seconds:.1f} s wall, "
-        f"peak RSS {build.peak_rss_mib / 1024:.2f} GiB.",
+        f"peak RSS {build.peak_rss_mib / 1024:.2f} GiB, "
+        f"database {database_bytes(database) / 2**30:.2f} GiB on disk.",
+        "",
+        "Thread-seconds by kind of node: "
+        + ", ".join(
+            f"{kind} {seconds:.1f} s ({count})"
+            for kind, (count, seconds) in sorted(phase_totals(target / "run_results.json").items())
+        )
+        + ".",
         "",
         "| model | seconds |",
         "| --- | ---: |",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from retail_xsell.benchmark import model_timings, run_measured
+from retail_xsell.benchmark import database_bytes, model_timings, phase_totals, run_measured
 
 
 def test_model_timings_keep_models_only_slowest_first(tmp_path):
@@ -23,6 +23,34 @@ def test_model_timings_keep_models_only_slowest_first(tmp_path):
         )
     )
     assert model_timings(run_results) == [("customers", 2.25), ("orders", 1.5)]
+
+
+def test_phase_totals_count_and_sum_each_kind_of_node(tmp_path):
+    run_results = tmp_path / "run_results.json"
+    results = [
+        ("model.retail_xsell.orders", 1.5),
+        ("test.retail_xsell.not_null_x", 0.25),
+        ("model.retail_xsell.customers", 2.25),
+        ("test.retail_xsell.unique_y", 0.5),
+        ("unit_test.retail_xsell.orders.by_hand", 0.125),
+    ]
+    run_results.write_text(
+        json.dumps({"results": [{"unique_id": u, "execution_time": t} for u, t in results]})
+    )
+    assert phase_totals(run_results) == {
+        "model": (2, 3.75),
+        "test": (2, 0.75),
+        "unit_test": (1, 0.125),
+    }
+
+
+def test_database_bytes_count_the_file_and_its_write_ahead_log(tmp_path):
+    database = tmp_path / "bench.duckdb"
+    assert database_bytes(database) == 0
+    database.write_bytes(b"x" * 1000)
+    assert database_bytes(database) == 1000
+    (tmp_path / "bench.duckdb.wal").write_bytes(b"y" * 24)
+    assert database_bytes(database) == 1024
 
 
 def test_run_measured_reports_exit_code_and_memory_of_the_child():

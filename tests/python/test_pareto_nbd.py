@@ -288,6 +288,20 @@ def test_recovers_simulated_parameters(population):
         assert abs(math.log(got / want)) < 4 * rel_se
 
 
+def test_screened_starts_reach_the_maximum_of_the_full_search(population):
+    """Beyond PARETO_SCREEN_ROWS distinct rows the starts are tried on a subsample and only
+    the best is run on all rows: the same maximum as running every start on all rows."""
+    x, t_x, t, _ = population
+    full = fit_pareto_nbd(x, t_x, t, time_unit="week", _screen_rows=10**9)
+    screened = fit_pareto_nbd(x, t_x, t, time_unit="week", _screen_rows=1_000)
+    assert full.converged and screened.converged, (full.message, screened.message)
+    assert "started from the best of 4 starts on a random 1,000" in screened.message
+    assert "random" not in full.message
+    assert screened.log_likelihood == pytest.approx(full.log_likelihood, rel=1e-9)
+    for name in ("r", "alpha", "s", "beta"):
+        assert getattr(screened, name) == pytest.approx(getattr(full, name), rel=1e-4), name
+
+
 def test_duplicated_rows_equal_weights():
     rng = np.random.default_rng(5)
     t = rng.integers(26, 105, 300).astype(float)

@@ -35,7 +35,6 @@ from scipy import integrate, optimize
 from scipy.special import digamma, expit, exprel, gammaln
 
 from ._optimize import (
-    SCREEN_ROWS,
     InsufficientDataError,
     as_float_array,
     check_positive_scalar,
@@ -47,6 +46,14 @@ from ._optimize import (
     validate_weights,
 )
 from .bgnbd import _validate_rfm
+
+#: With more distinct rows than this, fit_pareto_nbd tries its starting points on a
+#: random subsample of this many and runs only the best on all rows (screened_minimize;
+#: BG/NBD screens at 50,000). Pareto/NBD's likelihood costs ~10x BG/NBD's per row, and a
+#: screen of 10,000 rows finds the same basin: on the 50,000-customer sample of the
+#: 10M-line build the maximum is the same to 1e-7 (log-likelihood to 1e-12) in 3.0 s
+#: instead of 7.9 s.
+PARETO_SCREEN_ROWS = 10_000
 
 #: fit_pareto_nbd needs at least this many customers (total weight) ...
 MIN_CUSTOMERS = 20
@@ -650,7 +657,7 @@ def fit_pareto_nbd(
     n_starts: int = 4,
     seed: int = 0,
     max_iterations: int = 1000,
-    _screen_rows: int = SCREEN_ROWS,
+    _screen_rows: int = PARETO_SCREEN_ROWS,
 ) -> ParetoNbdFit:
     """Fit Pareto/NBD by maximum likelihood; identical rows are compressed first.
 

@@ -7,7 +7,8 @@ it: one indicator per ordered pair lets the model learn it, on the same footing 
 other features. Pairs are kept only where the training rows hold enough of them, and at
 most MAX_PAIRS, so the model stays small on data with many categories.
 
-The indicators are computed by DuckDB from the candidates' owned_categories list, with
+The indicators are computed by DuckDB from the owned_categories list of each training
+candidate's owned set (int_customer_category_sets_by_snapshot), with
 the category names as SQL string literals (data of the product, quoted, never text a
 consumer sent).
 """

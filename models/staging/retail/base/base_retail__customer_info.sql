@@ -19,17 +19,21 @@ country_aliases as (
     select * from {{ ref('country_aliases') }}
 ),
 
+distinct_rows as (
+    {{ exact_copies_collapsed('customer_info', 'source') }}
+),
+
 copies_numbered as (
     select
         *,
-        {{ raw_row_json('customer_info') }} as raw_values,
-        {{ exact_copy_number('customer_info') }} as exact_copy_number
-    from source
+        {{ raw_row_json('customer_info') }} as raw_values
+    from distinct_rows
 ),
 
 parsed as (
     select
         copies.raw_values,
+        copies.copy_count,
         copies.exact_copy_number,
         copies.customer_id as raw_customer_id,
         {{ to_integer('copies.customer_id') }} as customer_id,
@@ -97,11 +101,18 @@ versions_ranked as (
     from validated
 ),
 
+copies_restored as (
+    {{ exact_copies_restored('versions_ranked') }}
+),
+
 final as (
     select
-        *,
+        {#- an exact copy is not a version #}
+        * replace (
+            case when exact_copy_number = 1 then version_rank end as version_rank
+        ),
         {{ row_disposition_columns('rejection_reason', 'version_rank') }}
-    from versions_ranked
+    from copies_restored
 )
 
 select * from final

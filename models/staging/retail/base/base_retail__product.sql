@@ -17,17 +17,21 @@ source as (
     from {{ raw_source('product') }}
 ),
 
+distinct_rows as (
+    {{ exact_copies_collapsed('product', 'source') }}
+),
+
 copies_numbered as (
     select
         *,
-        {{ raw_row_json('product') }} as raw_values,
-        {{ exact_copy_number('product') }} as exact_copy_number
-    from source
+        {{ raw_row_json('product') }} as raw_values
+    from distinct_rows
 ),
 
 parsed as (
     select
         raw_values,
+        copy_count,
         exact_copy_number,
         product_id as raw_product_id,
         {{ to_integer('product_id') }} as product_id,
@@ -87,6 +91,10 @@ versions_checked as (
     from versions_counted
 ),
 
+copies_restored as (
+    {{ exact_copies_restored('versions_checked') }}
+),
+
 final as (
     select
         raw_values,
@@ -101,7 +109,7 @@ final as (
         has_valid_unit_cost,
         has_known_category,
         {{ row_disposition_columns('key_rejection_reason') }}
-    from versions_checked
+    from copies_restored
 )
 
 select * from final

@@ -38,11 +38,8 @@ known_products as (
     where row_disposition = 'clean'
 ),
 
-copies_numbered as (
-    select
-        *,
-        {{ exact_copy_number('purchase') }} as exact_copy_number
-    from source
+distinct_rows as (
+    {{ exact_copies_collapsed('purchase', 'source') }}
 ),
 
 parsed as (
@@ -82,26 +79,34 @@ parsed as (
             when 'phone' then 'call_centre'
             else 'unknown'
         end as parsed_channel
-    from copies_numbered
+    from distinct_rows
 ),
 
 row_checked as (
     select
         *,
+        {#- a key that parsed was not missing: look at its text only when it did not #}
         case
-            when {{ clean_text('order_id') }} is null then 'missing_order_id'
+            when parsed_order_id is null and {{ clean_text('order_id') }} is null
+                then 'missing_order_id'
             when coalesce(parsed_order_id <= 0, true) then 'invalid_order_id'
-            when {{ clean_text('line_number') }} is null then 'missing_line_number'
+            when parsed_line_number is null and {{ clean_text('line_number') }} is null
+                then 'missing_line_number'
             when coalesce(parsed_line_number <= 0, true) then 'invalid_line_number'
-            when {{ clean_text('customer_id') }} is null then 'missing_customer_id'
+            when parsed_customer_id is null and {{ clean_text('customer_id') }} is null
+                then 'missing_customer_id'
             when coalesce(parsed_customer_id <= 0, true) then 'invalid_customer_id'
-            when {{ clean_text('product_id') }} is null then 'missing_product_id'
+            when parsed_product_id is null and {{ clean_text('product_id') }} is null
+                then 'missing_product_id'
             when coalesce(parsed_product_id <= 0, true) then 'invalid_product_id'
             when coalesce(parsed_quantity = 0, true) then 'invalid_quantity'
             when abs(parsed_quantity) > {{ var('max_quantity', 10000) }}
                 then 'absurd_quantity'
+            {#- a parsed price has at most unit_price_scale decimals already: test the
+                text (two regular expressions) only when it did not parse #}
             when
-                {{ is_decimal_text('unit_price') }}
+                parsed_unit_price is null
+                and {{ is_decimal_text('unit_price') }}
                 and not {{ is_decimal_text('unit_price', unit_price_scale) }}
                 then 'unit_price_too_precise'
             when parsed_unit_price is null then 'invalid_unit_price'
@@ -152,6 +157,10 @@ versions_ranked as (
     from reference_checked
 ),
 
+copies_restored as (
+    {{ exact_copies_restored('versions_ranked') }}
+),
+
 final as (
     select
         parsed_order_id as order_id,
@@ -175,7 +184,7 @@ final as (
             when exact_copy_number = 1 and rejection_reason is not null
                 then {{ raw_row_json('purchase') }}
         end as raw_values
-    from versions_ranked
+    from copies_restored
 )
 
 select * from final
