@@ -5,12 +5,15 @@ probability, the value, the score and the ranking of every offer."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from datetime import timedelta
 
 import duckdb
 import pytest
+
+from conftest import run_dbt
 
 pytestmark = pytest.mark.dbt
 
@@ -210,3 +213,30 @@ def test_backtest_meets_its_goals_on_the_sample(sample_db):
     assert default["calibration_error"] < 0.05
     # The baselines are judged on the same customers and horizon.
     assert len({(r["customer_count"], r["cutoff_date"]) for r in rows.values()}) == 1
+
+
+def test_history_is_every_buyer_under_the_cap_and_a_sample_of_the_cap_above_it(sample_db):
+    """int_cross_sell_history_customers: on the sample (under the 100,000 default) every
+    customer with a completed order; with the cap below the number of buyers, exactly that
+    many distinct buyers (dbt show with the var lowered, on the same build)."""
+    buyers = {
+        row["customer_id"]
+        for row in _query(sample_db, "select distinct customer_id from orders where is_completed")
+    }
+    history = {
+        row["customer_id"]
+        for row in _query(sample_db, "select customer_id from int_cross_sell_history_customers")
+    }
+    assert history == buyers and len(buyers) > 500
+    shown = run_dbt(
+        [
+            *("--quiet", "show", "--select", "int_cross_sell_history_customers"),
+            *("--limit", "-1", "--output", "json"),
+        ],
+        sample_db.parent,
+        {"cross_sell_history_customers": 500},
+    )
+    assert shown.returncode == 0, shown.output[-2000:]
+    sampled = [row["customer_id"] for row in json.loads(shown.output)["show"]]
+    assert len(sampled) == len(set(sampled)) == 500
+    assert set(sampled) <= buyers
