@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections import defaultdict
 from datetime import timedelta
 
@@ -215,10 +216,12 @@ def test_backtest_meets_its_goals_on_the_sample(sample_db):
     assert len({(r["customer_count"], r["cutoff_date"]) for r in rows.values()}) == 1
 
 
-def test_history_is_every_buyer_under_the_cap_and_a_sample_of_the_cap_above_it(sample_db):
+def test_history_is_every_buyer_under_the_cap_and_a_sample_of_the_cap_above_it(sample_db, tmp_path):
     """int_cross_sell_history_customers: on the sample (under the 100,000 default) every
     customer with a completed order; with the cap below the number of buyers, exactly that
-    many distinct buyers (dbt show with the var lowered, on the same build)."""
+    many distinct buyers (dbt show with the var lowered, on a copy of the build: a dbt
+    command writes its own run_results.json and build record, which must not replace the
+    shared build's)."""
     buyers = {
         row["customer_id"]
         for row in _query(sample_db, "select distinct customer_id from orders where is_completed")
@@ -228,12 +231,15 @@ def test_history_is_every_buyer_under_the_cap_and_a_sample_of_the_cap_above_it(s
         for row in _query(sample_db, "select customer_id from int_cross_sell_history_customers")
     }
     assert history == buyers and len(buyers) > 500
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    shutil.copyfile(sample_db, workdir / "test.duckdb")
     shown = run_dbt(
         [
             *("--quiet", "show", "--select", "int_cross_sell_history_customers"),
             *("--limit", "-1", "--output", "json"),
         ],
-        sample_db.parent,
+        workdir,
         {"cross_sell_history_customers": 500},
     )
     assert shown.returncode == 0, shown.output[-2000:]
