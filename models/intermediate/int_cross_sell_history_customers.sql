@@ -1,19 +1,15 @@
 {#
     The customers whose history before as_of_date the cross-sell take-up model learns
     from and the backtest judges (snapshots 1 and 2): every customer with a completed
-    order when there are at most cross_sell_history_customers of them, otherwise a fixed
+    order on or before snapshot 1 (the later of the two; a customer who first bought
+    after it has no history there to sample) when there are at most
+    cross_sell_history_customers of them, otherwise a fixed
     uniform sample of that many (the lowest hash of the customer id: the same customers
     build after build on the same data). The offers at as_of_date do not depend on it:
     they are computed for every customer.
 #}
 
-{% set limit = var('cross_sell_history_customers') %}
-{% if limit is not number or limit < 1 or limit != limit | int %}
-    {{ exceptions.raise_compiler_error(
-        "cross_sell_history_customers must be a whole number of customers >= 1; got '"
-        ~ limit ~ "'"
-    ) }}
-{% endif %}
+{% set limit = whole_number_var('cross_sell_history_customers', 'customers') %}
 
 with
 
@@ -21,10 +17,18 @@ orders as (
     select * from {{ ref('int_order_lines_aggregated_to_orders') }}
 ),
 
+snapshots as (
+    select * from {{ ref('int_cross_sell_snapshots') }}
+),
+
 customers as (
-    select distinct customer_id
+    select distinct orders.customer_id
     from orders
-    where is_completed
+    inner join snapshots
+        on
+            snapshots.snapshot_lag = 1
+            and orders.order_date <= snapshots.snapshot_date
+    where orders.is_completed
 ),
 
 ranked as (
@@ -37,7 +41,7 @@ ranked as (
 final as (
     select customer_id
     from ranked
-    where sample_rank <= {{ limit | int }}
+    where sample_rank <= {{ limit }}
 )
 
 select * from final

@@ -12,13 +12,7 @@
     future is not known yet).
 #}
 
-{% set horizon_days = var('cross_sell_horizon_days') %}
-{% if horizon_days is not number or horizon_days < 1 or horizon_days != horizon_days | int %}
-    {{ exceptions.raise_compiler_error(
-        "cross_sell_horizon_days must be a whole number of days >= 1; got '"
-        ~ horizon_days ~ "'"
-    ) }}
-{% endif %}
+{% set horizon_days = whole_number_var('cross_sell_horizon_days', 'days') %}
 
 with
 

@@ -62,16 +62,16 @@ def _training(candidates, lag):
 def model(dbt, session):
     dbt.config(materialized="table")
     candidates = dbt.ref("int_cross_sell_candidates")
-    # The owned categories of each distinct set (the candidates carry the set's number).
-    owned_sets = dbt.ref("int_customer_category_sets_by_snapshot").aggregate(
-        "snapshot_lag, category_set_id, any_value(owned_categories) as owned_categories",
-        "snapshot_lag, category_set_id",
+    # What each customer owned at each snapshot (the pair terms need it; the candidates
+    # carry only the set's number, so that millions of rows do not each hold a list).
+    ownership = dbt.ref("int_customer_category_sets_by_snapshot").select(
+        "snapshot_lag, customer_id, owned_categories"
     )
     features = [name for name in candidates.columns if name.startswith("feature_")]
     rows = []
     for fit_name, train_lag, apply_lag in FITS:
         total, training = _training(candidates, train_lag)
-        training = training.join(owned_sets, "snapshot_lag, category_set_id")
+        training = training.join(ownership, "snapshot_lag, customer_id")
         counts = training.query(
             "training",
             "select owned, offered, count(*) from (select unnest(owned_categories) as owned,"

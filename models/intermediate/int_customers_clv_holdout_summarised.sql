@@ -8,12 +8,7 @@
     acquired.
 #}
 
-{% set holdout_weeks = var('clv_holdout_weeks') %}
-{% if holdout_weeks is not number or holdout_weeks <= 0 or holdout_weeks != holdout_weeks | int %}
-    {{ exceptions.raise_compiler_error(
-        "clv_holdout_weeks must be a whole number of weeks > 0; got '" ~ holdout_weeks ~ "'"
-    ) }}
-{% endif %}
+{% set holdout_weeks = whole_number_var('clv_holdout_weeks', 'weeks') %}
 
 with
 

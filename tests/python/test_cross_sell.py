@@ -218,14 +218,25 @@ def test_backtest_meets_its_goals_on_the_sample(sample_db):
 
 def test_history_is_every_buyer_under_the_cap_and_a_sample_of_the_cap_above_it(sample_db, tmp_path):
     """int_cross_sell_history_customers: on the sample (under the 100,000 default) every
-    customer with a completed order; with the cap below the number of buyers, exactly that
+    customer with a completed order on or before snapshot 1 (one horizon before the
+    as_of_date of the offers); with the cap below the number of those buyers, exactly that
     many distinct buyers (dbt show with the var lowered, on a copy of the build: a dbt
     command writes its own run_results.json and build record, which must not replace the
     shared build's)."""
     buyers = {
         row["customer_id"]
+        for row in _query(
+            sample_db,
+            "select distinct customer_id from orders where is_completed"
+            " and order_date <= (select max(as_of_date) from cross_sell_opportunities)"
+            " - interval 91 days",
+        )
+    }
+    everyone = {
+        row["customer_id"]
         for row in _query(sample_db, "select distinct customer_id from orders where is_completed")
     }
+    assert len(everyone) > len(buyers)  # some customers first bought in the last horizon
     history = {
         row["customer_id"]
         for row in _query(sample_db, "select customer_id from int_cross_sell_history_customers")
