@@ -37,7 +37,7 @@ final as (
             decimals); only the result is rounded, half away from zero. round() before
             the cast gives the same values as the cast alone, which rounds too, at
             half the cost: DuckDB's cast of a 38-digit decimal to a smaller scale is
-            slow (2.3 s vs 1.2 s per 10M lines, and it runs in every reader of this
+            slow (2.8 s vs 1.2 s per 10M lines, and it runs in every reader of this
             view). #}
         cast(round(quantity * unit_price, 2) as decimal(18, 2)) as gross_amount,
         cast(
