@@ -58,8 +58,9 @@ GATE_ARGS := $(if $(strip $(NEW_BASELINE)),--new-baseline "$(NEW_BASELINE)",)
 
 run: build publish summary clv  ## build the sample (or VARS=...), gate and publish it, summarise it, answer a CLV query
 
+# Into a fresh file swapped onto the working database, so it never grows (build.py).
 build: $(STAMP) | build/  ## dbt build (seeds, models, tests) on the sample, or on VARS=...
-	$(DBT) build $(DBT_VARS)
+	$(BIN)/retail-xsell build -- $(DBT_VARS)
 
 backtest: $(STAMP)  ## the cross-sell backtest of the last build: a table, and JSON beside the database
 	@$(BIN)/retail-xsell backtest --database $(WORKING)
@@ -105,7 +106,7 @@ lint-sql: $(STAMP) | build/
 	$(BIN)/sqlfluff lint models --disable-progress-bar --nocolor
 
 dbt-test: $(STAMP) | build/  ## dbt build on the sample (models, data and unit tests), then MetricFlow's checks
-	$(DBT) build --fail-fast
+	$(BIN)/retail-xsell build -- --fail-fast
 	$(BIN)/mf validate-configs
 
 # The gate measures freshness on the built data itself (on the committed sample, stale

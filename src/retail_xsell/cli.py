@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from retail_xsell import contracts, settings
+from retail_xsell import build, contracts, settings
 from retail_xsell.commandline import (
     PUBLISHED_HELP,
     CommandParser,
@@ -53,6 +53,7 @@ def build_parser() -> CommandParser:
     # One line per subcommand, in the order `retail-xsell --help` lists them.
     generator_cli.register(subcommands)
     contracts.register(subcommands)
+    build.register(subcommands)
     register_summary(subcommands)
     quality_cli.register(subcommands)
     register_publish(subcommands)

@@ -9,6 +9,7 @@ from retail_xsell.cli import build_parser, main
 SUBCOMMANDS = {
     "generate",
     "contracts",
+    "build",
     "summary",
     "gate",
     "publish",
