@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retail_xsell import settings
+from retail_xsell.build import dbt_executable
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def phase_totals(run_results: Path) -> dict[str, tuple[int, float]]:
 
 def database_bytes(database: Path) -> int:
     """Size of a DuckDB database on disk: the file and its write-ahead log, if any."""
-    wal = database.with_name(database.name + ".wal")
+    wal = settings.wal_path(database)
     return sum(path.stat().st_size for path in (database, wal) if path.exists())
 
 
@@ -114,7 +115,7 @@ def benchmark_build(purchase_lines: int, data_dir: Path, work_dir: Path) -> str:
     database = work_dir / "bench.duckdb"
     env = {**os.environ, settings.DATABASE_ENV: str(database)}
     vars_json = json.dumps({"raw_input_format": "parquet", "raw_input_path": str(raw)})
-    dbt = str(Path(python).parent / "dbt")
+    dbt = dbt_executable()
     build = run_measured(
         [
             dbt,

@@ -32,7 +32,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,8 @@ from retail_xsell.commandline import Subcommands, UsageError, add_command, shown
 #: dbt's exit codes (dbt.cli.exceptions): 0 success, 1 a node failed, 2 dbt failed.
 DBT_NODE_FAILURE = 1
 BUILDING_SUFFIX = ".building"
+#: The shell's exit code for a command ended by SIGINT (128 + 2).
+INTERRUPTED = 130
 #: dbt options that build part of the project; a fresh file has nothing upstream.
 SELECTION_OPTIONS = ("-s", "--select", "--exclude", "--selector", "-m", "--models")
 
@@ -58,11 +60,6 @@ class BuildResult:
 def building_path(working: Path) -> Path:
     """The file a build writes before it becomes the working database."""
     return working.with_name(working.name + BUILDING_SUFFIX)
-
-
-def wal_path(database: Path) -> Path:
-    """DuckDB's write-ahead log of ``database``."""
-    return database.with_name(database.name + ".wal")
 
 
 def _remove(*paths: Path) -> None:
@@ -90,31 +87,26 @@ def dbt_executable() -> str:
     return found
 
 
-def build_and_swap(
-    working: Path,
-    command: Sequence[str],
-    environ: Mapping[str, str] | None = None,
-) -> BuildResult:
+def build_and_swap(working: Path, command: Sequence[str]) -> BuildResult:
     """Run ``command`` (dbt build ...) with RETAIL_XSELL_DUCKDB_PATH at a fresh file
     beside ``working``, then swap it onto ``working`` by the rule of the module doc."""
     working = working.absolute()
     building = building_path(working)
     working.parent.mkdir(parents=True, exist_ok=True)
-    _remove(building, wal_path(building))  # a crashed build's leftovers
-    env = dict(os.environ if environ is None else environ)
-    env[settings.DATABASE_ENV] = str(building)
+    _remove(building, settings.wal_path(building))  # a crashed build's leftovers
+    env = {**os.environ, settings.DATABASE_ENV: str(building)}
     try:
         returncode = subprocess.run(list(command), env=env, check=False).returncode
     except BaseException:  # Ctrl-C reaches dbt too; keep the old build as it was
-        _remove(building, wal_path(building))
+        _remove(building, settings.wal_path(building))
         raise
     finished = returncode in (0, DBT_NODE_FAILURE)
     # dbt checkpoints and closes its file at the end; a log left beside it means it did
     # not finish writing, and the file without its log is not the build.
-    if not finished or not building.is_file() or wal_path(building).exists():
-        _remove(building, wal_path(building))
+    if not finished or not building.is_file() or settings.wal_path(building).exists():
+        _remove(building, settings.wal_path(building))
         return BuildResult(returncode, swapped=False, working=working)
-    _remove(wal_path(working))
+    _remove(settings.wal_path(working))
     os.replace(building, working)
     return BuildResult(returncode, swapped=True, working=working)
 
@@ -155,7 +147,11 @@ def _build(args: argparse.Namespace) -> int:
         working = settings.database_path() if args.database is None else Path(args.database)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    result = build_and_swap(working, [dbt_executable(), "build", *dbt_args])
+    try:
+        result = build_and_swap(working, [dbt_executable(), "build", *dbt_args])
+    except KeyboardInterrupt:  # Ctrl-C: dbt got it too; the half-built file is gone
+        print(f"retail-xsell build: interrupted; {shown(working)} is unchanged", file=sys.stderr)
+        return INTERRUPTED
     if result.swapped:
         print(f"retail-xsell build: the new build is now {shown(result.working)}")
     else:

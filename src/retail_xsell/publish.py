@@ -133,7 +133,7 @@ def _check_report(report: dict[str, Any], working: Path) -> None:
         raise PublishRefusedError(
             f"{working} changed after the gate ran (a new build?); run the gate again"
         )
-    if working.with_name(working.name + ".wal").exists():
+    if settings.wal_path(working).exists():
         raise PublishRefusedError(f"{working} has an open write-ahead log; is dbt still running?")
 
 

@@ -147,6 +147,12 @@ def slo_file(project: Path | None = None, environ: Mapping[str, str] | None = No
     return _resolve(value, None) if value else (project or project_dir()) / SLO_FILE_NAME
 
 
+def wal_path(database: Path) -> Path:
+    """DuckDB's write-ahead log of ``database``: present while a writer has the file open,
+    or after one was killed."""
+    return database.with_name(database.name + ".wal")
+
+
 def report_dir(database: Path) -> Path:
     """Where the gate writes its report and history: beside the working database, one
     folder per database file (``build/slo/<database stem>/``)."""

@@ -8,6 +8,9 @@ in `make dbt-test` and `make build`.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,8 +18,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from retail_xsell.build import build_and_swap, building_path, selection_option, wal_path
+from retail_xsell.build import build_and_swap, building_path, selection_option
 from retail_xsell.cli import main
+from retail_xsell.settings import wal_path
 
 # Writes `rows` rows into table `built` of RETAIL_XSELL_DUCKDB_PATH (replacing it, as dbt
 # replaces a table), optionally leaves a write-ahead log or is killed, exits with `code`.
@@ -134,3 +138,71 @@ def test_the_published_target_has_no_working_database_to_build(monkeypatch, caps
     monkeypatch.delenv("RETAIL_XSELL_DUCKDB_PATH", raising=False)
     assert main(["build"]) == 2
     assert "RETAIL_XSELL_TARGET must be one of" in capsys.readouterr().err
+
+
+# --- the real dbt, through the command ------------------------------------------------
+
+
+def _fingerprint(path: Path) -> tuple[int, int, bytes]:
+    return (path.stat().st_size, path.stat().st_mtime_ns, path.read_bytes())
+
+
+def _dbt_folders(tmp_path: Path) -> list[str]:
+    """Keep the real dbt's artifacts out of the project's target/ and logs/."""
+    return ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
+
+
+def test_dbt_refusing_its_vars_leaves_the_working_database_as_it_was(tmp_path, capsys):
+    working = tmp_path / "work.duckdb"
+    _old_build(working)
+    before = _fingerprint(working)
+    code = main(
+        [
+            "build",
+            "--database",
+            str(working),
+            "--",
+            "--vars",
+            "{raw_input_format: xml}",
+            *_dbt_folders(tmp_path),
+        ]
+    )
+    assert code == 2
+    assert "is unchanged" in capsys.readouterr().err
+    assert _fingerprint(working) == before
+    assert sorted(p.name for p in tmp_path.glob("work.duckdb*")) == ["work.duckdb"]
+
+
+def test_ctrl_c_during_a_real_build_leaves_the_working_database_as_it_was(tmp_path):
+    """Ctrl-C reaches the whole foreground process group: retail-xsell and dbt."""
+    working = tmp_path / "work.duckdb"
+    _old_build(working)
+    before = _fingerprint(working)
+    command = [
+        str(Path(sys.executable).with_name("retail-xsell")),
+        "build",
+        "--database",
+        str(working),
+        "--",
+        *_dbt_folders(tmp_path),
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:  # interrupt once dbt has started building
+        if " START " in line:
+            break
+    else:
+        pytest.fail(f"dbt never started a node: {process.stderr.read() if process.stderr else ''}")
+    assert building_path(working).exists()
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert _fingerprint(working) == before
+    assert sorted(p.name for p in tmp_path.glob("work.duckdb*")) == ["work.duckdb"]

@@ -137,7 +137,7 @@ def evaluate(
         raise GateSetupError(f"no run_results.json/manifest.json in {target_path}: run dbt build")
     vars_ = build_vars(run_results)
     overrides = document.active_overrides(vars_)
-    if database.with_name(database.name + ".wal").exists():
+    if settings.wal_path(database).exists():
         raise GateSetupError(
             f"{database} has a write-ahead log: a dbt command is still writing it, or one "
             "was killed. Wait for it, or rebuild; the gate judges finished builds only."
