@@ -17,6 +17,7 @@ import argparse
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -42,9 +43,12 @@ def manifest_catalog(target_path: Path) -> str:
 
 def measure_in_process(
     project_dir: Path, target_path: Path, database: Path, repeats: int
-) -> tuple[float, list[tuple[MetricQuery, Timing]]]:
+) -> tuple[float, list[tuple[MetricQuery, Timing, str | None]]]:
     """Open the semantic layer (timed) and time every query in :data:`QUERIES`, then
-    time each query's generated SQL alone on a fresh read-only DuckDB connection."""
+    time each query's generated SQL alone on a fresh read-only DuckDB connection.
+
+    Each query comes back with the metric export(s) that answered it, or None when
+    MetricFlow computed it (a database without exports, or a query none matches)."""
     from retail_xsell.semantic import SemanticLayer  # MetricFlow import: only when measuring
 
     start = time.perf_counter()
@@ -54,20 +58,73 @@ def measure_in_process(
     with layer:
         for query in QUERIES:
             call = query.bind(layer)
-            measured.append((query, time_calls(call, repeats), call().sql))
+            timing = time_calls(call, repeats)
+            result = call()
+            measured.append((query, timing, result.sql, result.export))
     # The layer is closed first: one process should not attach the file twice.
     connection = duckdb.connect(":memory:")
     catalog = quote_identifier(manifest_catalog(target_path))
     connection.execute(f"attach {sql_string(str(database))} as {catalog} (read_only)")
     results = []
     try:
-        for query, timing, sql in measured:
+        for query, timing, sql, export in measured:
             run_sql = functools.partial(_fetch_all, connection, sql)
             sql_timing = time_calls(run_sql, repeats)
-            results.append((query, Timing(timing.first, timing.repeats, sql_timing.repeats)))
+            results.append(
+                (query, Timing(timing.first, timing.repeats, sql_timing.repeats), export)
+            )
     finally:
         connection.close()
     return open_seconds, results
+
+
+def measure_exported(
+    target_path: Path, database: Path, repeats: int
+) -> list[tuple[str, Timing, str | None]]:
+    """Time every exported request (:func:`retail_xsell.metric_exports.export_requests`)
+    as a consumer asks it: saved queries by name, the rest through ``query``. Each comes
+    back with what answered it (an export, or None for MetricFlow)."""
+    from retail_xsell.metric_exports import export_requests
+    from retail_xsell.semantic import SemanticLayer, SemanticLayerError
+
+    measured = []
+    with SemanticLayer(target_path / "semantic_manifest.json", database) as layer:
+        for request in export_requests(layer):
+            if request.saved_query:
+                call = functools.partial(layer.query_saved, request.saved_query)
+            else:
+                call = functools.partial(layer.query, list(request.metrics), list(request.group_by))
+            try:
+                export = call().export
+            except SemanticLayerError:  # what MetricFlow refuses to plan was not exported
+                continue
+            measured.append((request.label, time_calls(call, repeats), export))
+    return measured
+
+
+def render_exported(measured: Sequence[tuple[str, Timing, str | None]]) -> str:
+    """Every exported request's warm latency, summarised, with the slowest five."""
+    if not measured:
+        return ""
+    repeats = len(measured[0][1].repeats)
+    served = [m for m in measured if m[2]]
+    p95s = sorted((timing.p95, label) for label, timing, _ in measured)
+    pooled = Timing.pooled([timing for _, timing, _ in measured])
+    lines = [
+        f"Every exported request ({len(measured)}: the saved queries and every metric by "
+        f"each contract dimension), each run once and then {repeats} more times: "
+        f"{len(served)} answered from an export; p95 over all warm repeats "
+        f"{_ms(pooled.p95)} ms, slowest request's p95 {_ms(p95s[-1][0])} ms.",
+        "",
+        "| slowest requests | answered from | median (ms) | p95 (ms) |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    by_label = {label: (timing, export) for label, timing, export in measured}
+    for _, label in p95s[::-1][:5]:
+        timing, export = by_label[label]
+        source = f"export {export}" if export else "MetricFlow"
+        lines.append(f"| {label} | {source} | {_ms(timing.median)} | {_ms(timing.p95)} |")
+    return "\n".join(lines) + "\n\n"
 
 
 def _fetch_all(connection: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
@@ -110,7 +167,7 @@ def _ms(seconds: float) -> str:
 def render_report(
     database: Path,
     open_seconds: float | None,
-    in_process: Sequence[tuple[MetricQuery, Timing]],
+    in_process: Sequence[tuple[MetricQuery, Timing, str | None]],
     cli_metrics: Sequence[str],
     cli_samples: Sequence[float],
 ) -> str:
@@ -123,13 +180,15 @@ def render_report(
             f"{_ms(open_seconds or 0.0)} ms; each query was run once (first call) and then "
             f"{repeats} more times.",
             "",
-            "| query | first call (ms) | median (ms) | p95 (ms) | of which SQL, median (ms) |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            "| query | answered from | first call (ms) | median (ms) | p95 (ms) "
+            "| of which SQL, median (ms) |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
         ]
         lines += [
-            f"| {query.label} | {_ms(timing.first)} | {_ms(timing.median)} | {_ms(timing.p95)} "
+            f"| {query.label} | {f'export {export}' if export else 'MetricFlow'} "
+            f"| {_ms(timing.first)} | {_ms(timing.median)} | {_ms(timing.p95)} "
             f"| {_ms(timing.sql_median) if timing.sql_median is not None else 'n/a'} |"
-            for query, timing in in_process
+            for query, timing, export in in_process
         ]
         lines.append("")
     if cli_samples:
@@ -165,6 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="built DuckDB file (default: what profiles.yml points dbt at)",
     )
+    parser.add_argument(
+        "--with-exports",
+        type=Path,
+        metavar="DIR",
+        help="copy the database into DIR, write the metric exports into the copy as "
+        "publish does (timed), and measure on the copy",
+    )
     parser.add_argument("--repeats", type=int, default=50, help="warm repeats per query")
     parser.add_argument("--cli-repeats", type=int, default=5, help="`mf query` runs (0: skip)")
     args = parser.parse_args(argv)
@@ -192,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
 
+    preamble = ""
+    if args.with_exports:
+        database, preamble = _with_exports(database, target_path, args.with_exports.resolve())
     open_seconds, in_process = measure_in_process(project_dir, target_path, database, args.repeats)
     cli_metrics = ["clv"]
     cli_samples = (
@@ -199,5 +268,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.cli_repeats
         else []
     )
-    print(render_report(database, open_seconds, in_process, cli_metrics, cli_samples), end="")
+    report = render_report(database, open_seconds, in_process, cli_metrics, cli_samples)
+    if args.with_exports:
+        report += "\n" + render_exported(measure_exported(target_path, database, args.repeats))
+    print(preamble + report, end="")
     return 0
+
+
+def _with_exports(database: Path, target_path: Path, folder: Path) -> tuple[Path, str]:
+    """A copy of ``database`` in ``folder`` with the metric exports written into it, and
+    a line saying what that took."""
+    from retail_xsell.metric_exports import write_exports  # imports MetricFlow
+
+    if folder == database.parent:
+        raise SystemExit("error: --with-exports needs a folder other than the database's own")
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / database.name
+    shutil.copyfile(database, copy)
+    report = write_exports(copy, target_path / "semantic_manifest.json")
+    line = (
+        f"Metric exports written into `{copy}` as publish writes them: {report.written} "
+        f"exports, {report.rows:,} rows, in {report.seconds:.1f} s; {len(report.skipped)} "
+        "requests MetricFlow does not plan were skipped.\n\n"
+    )
+    return copy, line

@@ -12,7 +12,8 @@ own record, checks it for personal data, and switches consumers to it in one ste
     retail_xsell.duckdb  -> current/retail_xsell.duckdb   what BI tools and mf open
     current              -> publications/<version>        switched atomically
     publications/<version>/                               one folder per publication
-        retail_xsell.duckdb        the output ports, tables in schema main
+        retail_xsell.duckdb        the output ports, tables in schema main, and the
+                                   metric exports (schema metric_exports, metric_exports.py)
         parquet/<mart>/...         every public mart as Parquet (order lines by month)
         contracts/<port>.odcs.yaml ODCS data contracts of the ports (docs/contracts.md)
         dataproduct.yaml           the ODPS data product manifest
@@ -54,6 +55,7 @@ import duckdb
 from retail_xsell import settings
 from retail_xsell.contracts import write_publication_documents
 from retail_xsell.delivery.catalog import CATALOG_FILE, catalog_document
+from retail_xsell.metric_exports import EXPORT_SCHEMA, export_summary, write_exports
 from retail_xsell.pii_scan import scan
 from retail_xsell.ports import (
     PortModel,
@@ -322,6 +324,8 @@ def _audit_projection(database: Path, working: Path, ports: list[PortModel]) -> 
         expected = {(port.schema, port.identifier) for port in ports}
         record_schema, record_table = PUBLICATIONS_TABLE.split(".")
         expected.add((record_schema, record_table))
+        # Metric exports are aggregates the semantic layer computed from these ports.
+        tables = {(schema, name) for schema, name in tables if schema != EXPORT_SCHEMA}
         if tables != expected:
             extra = sorted(".".join(t) for t in tables - expected)
             raise PublishRefusedError(f"the projection holds tables that are not ports: {extra}")
@@ -438,6 +442,7 @@ def publish(
             build_vars = report["build"].get("vars") or {}
             rows = _write_projection(database, working, published, ports, record, build_vars)
             _audit_projection(database, working, ports)
+            exports = write_exports(database, artifacts / "semantic_manifest.json")
             parquet_rows = _export_parquet(database, ports, staging / "parquet")
             shutil.copyfile(
                 artifacts / "semantic_manifest.json", staging / "semantic_manifest.json"
@@ -470,6 +475,7 @@ def publish(
                         "build_vars": build_vars,
                         "output_ports": rows,
                         "parquet_ports": parquet_rows,
+                        "metric_exports": export_summary(exports),
                     },
                     indent=2,
                 )

@@ -32,6 +32,13 @@ The query path can only ever return a metric answer (GitHub issue 10):
   only that parsed statement is executed.
 - Database errors reach the caller as :class:`QueryExecutionError`, whose message never
   quotes the database's own (which can contain values from the data).
+
+A publication carries *metric exports* (:mod:`retail_xsell.metric_exports`): the saved
+queries and every metric by each contract dimension, computed at publish time. A query
+that asks exactly one of them (or several metrics by one exported group-by), without
+filters or a time window, is answered from the stored rows, in well under a
+millisecond of SQL, instead of aggregating the marts again; the result says so
+(:attr:`MetricQueryResult.export`).
 """
 
 from __future__ import annotations
@@ -72,6 +79,15 @@ from retail_xsell.filters import (
     as_filters,
     compile_filter,
     value_kind,
+)
+from retail_xsell.metric_exports import (
+    EXPORT_SCHEMA,
+    Export,
+    composed_sql,
+    export_key,
+    read_index,
+    saved_query_item,
+    single_sql,
 )
 from retail_xsell.ports import quote_identifier, single_row, sql_string
 
@@ -151,13 +167,17 @@ class MetricQueryResult:
     """The rows of a metric query, as DuckDB returned them, and the SQL that produced them.
 
     Column names are MetricFlow's: metrics by name, group-bys as queried in dunder form
-    (``customer__region``, ``metric_time__month``). Counts are int, money is Decimal,
-    ratios are float, time is datetime.
+    (``customer__region``, ``metric_time__month``); the group-bys come first, then the
+    metrics in the order asked. Counts are int, money is Decimal, ratios are float, time
+    is datetime.
     """
 
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
     sql: str
+    #: The export table(s) the rows came from (``e0007``, ``e0007+e0012`` when composed),
+    #: or None when MetricFlow computed them from the marts.
+    export: str | None = None
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """One dict per row, for JSON responses and readable tests."""
@@ -363,7 +383,9 @@ class SemanticLayer:
     query and a DuckDB connection runs one statement at a time.
     """
 
-    def __init__(self, manifest_path: Path, database: Path) -> None:
+    def __init__(self, manifest_path: Path, database: Path, *, use_exports: bool = True) -> None:
+        """``use_exports=False`` ignores the database's metric exports: every answer is
+        MetricFlow's (how the exports are computed, and checked)."""
         manifest_path = Path(manifest_path)
         database = Path(database)
         if not manifest_path.is_file():
@@ -383,6 +405,8 @@ class SemanticLayer:
                 f"({', '.join(sorted(catalogs)) or 'none'}); expected exactly one DuckDB file."
             )
         (catalog,) = catalogs
+        #: The name the database is attached under (the manifest's catalog).
+        self.catalog = catalog
         try:
             manifest = parse_manifest_from_dbt_generated_manifest(manifest_path.read_text())
         except Exception as error:  # MetricFlow raises pydantic and its own errors here
@@ -417,6 +441,19 @@ class SemanticLayer:
             for relation in [model.node_relation for model in manifest.semantic_models]
             + [spine.node_relation for spine in manifest.project_configuration.time_spines]
         )
+        try:
+            self._exports: dict[str, Export] = (
+                read_index(self._connection, catalog) if use_exports else {}
+            )
+        except (ValueError, duckdb.Error) as error:
+            self._connection.close()
+            raise SemanticLayerError(
+                f"The metric exports of {database} are unreadable: {error}"
+            ) from None
+        self._export_schema = f"{quote_identifier(catalog)}.{quote_identifier(EXPORT_SCHEMA)}"
+        self._allowed_tables |= {
+            f"{catalog.lower()}.{EXPORT_SCHEMA}.{export.table}" for export in self._exports.values()
+        }
         self._column_kinds: dict[tuple[str, str], ValueKind | None] = {}
         # MetricFlow turns measures that metrics use directly (the conversion metric's
         # inputs) into private helper metrics; like `mf list metrics`, leave them out.
@@ -425,8 +462,8 @@ class SemanticLayer:
             metric.name for metric in manifest.metrics if not metric.type_params.is_private
         )
         self._saved_query_names = frozenset(query.name for query in manifest.saved_queries)
-        self._saved_query_metrics = {
-            query.name: tuple(query.query_params.metrics) for query in manifest.saved_queries
+        self._saved_query_params = {
+            query.name: query.query_params for query in manifest.saved_queries
         }
         self._items_by_metric: dict[str, dict[str, Dimension | Entity]] = {}
         (spine,) = manifest.project_configuration.time_spines
@@ -507,6 +544,55 @@ class SemanticLayer:
         result = SemanticManifestValidator().validate_semantic_manifest(self._manifest)
         return [issue.as_readable_str() for issue in result.errors]
 
+    @property
+    def exports(self) -> int:
+        """How many metric exports the database holds (0 for a working database)."""
+        return len(self._exports)
+
+    def saved_query_params(
+        self, name: str
+    ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], int | None]:
+        """A saved query as :meth:`query` would ask it: metrics, group-by and order-by in
+        dunder form (``metric_time__month``, ``-`` for descending), where-filters as
+        written, and its limit."""
+        if name not in self._saved_query_names:
+            raise SemanticLayerError(
+                f"Unknown saved query {name!r}.{_suggest(name, self._saved_query_names)} "
+                f"Saved queries: {', '.join(self.saved_queries) or 'none'}."
+            )
+        params = self._saved_query_params[name]
+        where = params.where.where_filters if params.where else []
+        try:
+            return (
+                tuple(params.metrics),
+                tuple(saved_query_item(item) for item in params.group_by),
+                tuple(item.where_sql_template for item in where),
+                tuple(saved_query_item(item) for item in params.order_by),
+                params.limit,
+            )
+        except ValueError as error:
+            raise SemanticLayerError(f"Saved query {name!r}: {error}") from None
+
+    def metric_type(self, metric: str) -> str:
+        """The MetricFlow type of ``metric``: simple, ratio, cumulative, derived or
+        conversion."""
+        self._check_metrics([metric])
+        (found,) = [m for m in self._manifest.metrics if m.name == metric]
+        return str(found.type.value).lower()
+
+    def group_by_kinds(self, metric: str) -> dict[str, str]:
+        """What ``metric`` can be grouped by, as in :meth:`group_bys`, each with its kind:
+        ``entity``, ``time`` (takes a grain) or ``categorical``."""
+        self._check_metrics([metric])
+        return {
+            name: "entity"
+            if isinstance(item, Entity)
+            else "time"
+            if item.type is DimensionType.TIME
+            else "categorical"
+            for name, item in sorted(self._items_for(metric).items())
+        }
+
     def group_bys(self, metric: str) -> list[str]:
         """What ``metric`` can be grouped by: dimensions and entities, without time grain.
 
@@ -551,6 +637,13 @@ class SemanticLayer:
         self._check_group_bys(metrics, group_by)
         constraints = self._where_constraints(metrics, where, trusted_where)
         start_time, end_time = self._check_time_range(start, end)
+        checked_limit = _check_limit(limit)
+        if start_time is None and end_time is None:
+            exported = self._from_exports(
+                metrics, group_by, constraints or [], order_by or [], checked_limit
+            )
+            if exported is not None:
+                return exported
         request = MetricFlowQueryRequest.create(
             metric_names=list(metrics),
             group_by_names=list(group_by),
@@ -558,9 +651,30 @@ class SemanticLayer:
             time_constraint_start=start_time,
             time_constraint_end=end_time,
             order_by_names=list(order_by) if order_by else None,
-            limit=_check_limit(limit),
+            limit=checked_limit,
         )
-        return self._run(request)
+        return self._run(request, metrics)
+
+    def explain(
+        self,
+        metrics: Sequence[str],
+        group_by: Sequence[str] = (),
+        *,
+        trusted_where: str | Sequence[str] | None = None,
+    ) -> str:
+        """The SQL MetricFlow plans for a query, checked as a query's SQL is, not run
+        (how :mod:`retail_xsell.metric_exports` computes its tables)."""
+        self._check_metrics(metrics)
+        self._check_group_bys(metrics, group_by)
+        request = MetricFlowQueryRequest.create(
+            metric_names=list(metrics),
+            group_by_names=list(group_by),
+            where_constraints=self._where_constraints(metrics, None, trusted_where),
+        )
+        with self._lock:
+            sql = self._plan(request)
+            self._checked_statement(sql)
+        return sql
 
     def query_saved(
         self,
@@ -578,21 +692,73 @@ class SemanticLayer:
         query's metrics reach; ``trusted_where`` is for in-repo code only, as in
         :meth:`query`.
         """
-        if name not in self._saved_query_names:
-            raise SemanticLayerError(
-                f"Unknown saved query {name!r}.{_suggest(name, self._saved_query_names)} "
-                f"Saved queries: {', '.join(self.saved_queries) or 'none'}."
-            )
-        constraints = self._where_constraints(self._saved_query_metrics[name], where, trusted_where)
+        metrics, group_by, saved_where, order_by, saved_limit = self.saved_query_params(name)
+        constraints = self._where_constraints(metrics, where, trusted_where)
         start_time, end_time = self._check_time_range(start, end)
+        checked_limit = _check_limit(limit)
+        if not constraints and start_time is None and end_time is None:
+            exported = self._from_exports(
+                metrics,
+                group_by,
+                saved_where,
+                order_by,
+                checked_limit if checked_limit is not None else saved_limit,
+            )
+            if exported is not None:
+                return exported
         request = MetricFlowQueryRequest.create(
             saved_query_name=name,
             where_constraints=constraints,
             time_constraint_start=start_time,
             time_constraint_end=end_time,
-            limit=_check_limit(limit),
+            limit=checked_limit,
         )
-        return self._run(request)
+        return self._run(request, metrics)
+
+    def _from_exports(
+        self,
+        metrics: Sequence[str],
+        group_by: Sequence[str],
+        where: Sequence[str],
+        order_by: Sequence[str],
+        limit: int | None,
+    ) -> MetricQueryResult | None:
+        """The answer from the metric exports, or None when they do not hold it.
+
+        Exactly the exported request, or (without filters) several distinct metrics each
+        exported by the same group-by, composed as MetricFlow composes them. ``order_by``
+        must name result columns; otherwise MetricFlow answers (and explains the error).
+        """
+        if not self._exports or any("(" in name for name in group_by):
+            return None
+        exact = self._exports.get(export_key(metrics, group_by, where))
+        parts: list[tuple[Export, str]] = []
+        if exact is not None:
+            columns = exact.columns
+            used = exact.table
+        elif not where and len(metrics) > 1 and len(set(metrics)) == len(metrics):
+            for metric in metrics:
+                part = self._exports.get(export_key([metric], group_by, ()))
+                if part is None:
+                    return None
+                parts.append((part, metric))
+            keys = {tuple(c for c in part.columns if c != metric) for part, metric in parts}
+            if len(keys) != 1:
+                return None
+            columns = keys.pop() + tuple(metrics)
+            used = "+".join(part.table for part, _ in parts)
+        else:
+            return None
+        terms = [name.strip().lower() for name in order_by]
+        if any(term.removeprefix("-") not in columns for term in terms):
+            return None
+        if exact is not None:
+            sql = single_sql(self._export_schema, exact, terms, limit)
+        else:
+            sql = composed_sql(self._export_schema, parts, terms, limit)
+        with self._lock:
+            result_columns, rows = self._execute(sql)
+        return MetricQueryResult(columns=result_columns, rows=rows, sql=sql, export=used)
 
     def _where_constraints(
         self,
@@ -673,18 +839,22 @@ class SemanticLayer:
             self._column_kinds[key] = value_kind(row[1])
         return self._column_kinds[key]
 
-    def _run(self, request: MetricFlowQueryRequest) -> MetricQueryResult:
+    def _run(self, request: MetricFlowQueryRequest, metrics: Sequence[str]) -> MetricQueryResult:
         with self._lock:
-            try:
-                explained = self._engine.explain(mf_request=request)
-            except MetricFlowException as error:
-                # Whatever our own checks did not anticipate (a grain finer than the
-                # dimension's, a malformed trusted filter, an offset metric without
-                # metric_time): MetricFlow's message names the input and the problem.
-                raise SemanticLayerError(str(error).strip()) from error
-            sql = explained.sql_statement.without_descriptions.sql
+            sql = self._plan(request)
             columns, rows = self._execute(sql)
-        return MetricQueryResult(columns=columns, rows=rows, sql=sql)
+        return _metrics_as_asked(MetricQueryResult(columns=columns, rows=rows, sql=sql), metrics)
+
+    def _plan(self, request: MetricFlowQueryRequest) -> str:
+        """MetricFlow's SQL for ``request``; the caller holds the lock."""
+        try:
+            explained = self._engine.explain(mf_request=request)
+        except MetricFlowException as error:
+            # Whatever our own checks did not anticipate (a grain finer than the
+            # dimension's, a malformed trusted filter, an offset metric without
+            # metric_time): MetricFlow's message names the input and the problem.
+            raise SemanticLayerError(str(error).strip()) from error
+        return explained.sql_statement.without_descriptions.sql
 
     def _checked_statement(self, sql: str) -> duckdb.Statement:
         """The one SELECT in ``sql``, if it reads nothing but the manifest's relations.
@@ -819,6 +989,24 @@ class SemanticLayer:
                 f"calendar the metrics cover ({self.calendar_start} to {self.calendar_end})"
             )
         return start_time, end_time
+
+
+def _metrics_as_asked(result: MetricQueryResult, metrics: Sequence[str]) -> MetricQueryResult:
+    """``result`` with its metric columns in the order they were asked for.
+
+    MetricFlow orders a multi-metric answer by the semantic models it computed them
+    from (``clv, predicted_clv, historical_clv`` when asked ``clv, historical_clv,
+    predicted_clv``); an answer composed from exports has them as asked. Putting them
+    in the asked order here makes both paths answer with the same columns.
+    """
+    wanted = [c for c in result.columns if c not in metrics] + [
+        m for m in dict.fromkeys(metrics) if m in result.columns
+    ]
+    if tuple(wanted) == result.columns or len(wanted) != len(result.columns):
+        return result
+    positions = [result.columns.index(column) for column in wanted]
+    rows = [tuple(row[i] for i in positions) for row in result.rows]
+    return MetricQueryResult(columns=tuple(wanted), rows=rows, sql=result.sql)
 
 
 def query_metrics(

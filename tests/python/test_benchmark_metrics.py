@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from retail_xsell.benchmark_metrics import render_report
+from retail_xsell.benchmark_metrics import render_exported, render_report
 from retail_xsell.metric_queries import (
     QUERIES,
     MetricQuery,
@@ -75,12 +75,16 @@ def test_report_is_a_markdown_table(tmp_path: Path):
     report = render_report(
         database,
         0.25,
-        [(MetricQuery("clv", ("clv",)), Timing(0.1, (0.01, 0.02, 0.03), (0.004, 0.005)))],
+        [
+            (MetricQuery("clv", ("clv",)), Timing(0.1, (0.01, 0.02, 0.03), (0.004, 0.005)), None),
+            (MetricQuery("aov", ("average_order_value",)), Timing(0.1, (0.001,)), "e0007"),
+        ],
         ["clv"],
         [3.0, 2.0, 4.0],
     )
     assert "opening the layer took 250.0 ms" in report
-    assert "| clv | 100.0 | 20.0 | 29.0 | 4.5 |" in report
+    assert "| clv | MetricFlow | 100.0 | 20.0 | 29.0 | 4.5 |" in report
+    assert "| aov | export e0007 | 100.0 | 1.0 | 1.0 | n/a |" in report
     assert "| 3 | 2.00 | 3.00 | 4.00 |" in report
 
 
@@ -93,3 +97,21 @@ def test_gate_latency_is_the_95th_percentile_of_every_warm_repeat():
     p95, count = latency_p95_ms([first, second])
     assert count == 20
     assert p95 == pytest.approx(19.05)
+
+
+def test_exported_requests_report_the_pooled_p95_and_the_slowest():
+    fast = Timing(0.01, tuple(ms / 1000 for ms in range(1, 21)))  # 1..20 ms
+    slow = Timing(0.9, (0.5, 0.5))
+    report = render_exported(
+        [("clv", fast, "e0001"), ("running_total_spend by metric_time", slow, None)]
+    )
+    assert "Every exported request (2:" in report
+    assert "1 answered from an export" in report
+    # Pooled: 1..20 ms and 500 ms twice; position 21 x 0.95 = 19.95 -> 20 + 0.95 x 480 ms.
+    assert "p95 over all warm repeats 476.0 ms" in report
+    assert "slowest request's p95 500.0 ms" in report
+    lines = report.splitlines()
+    assert lines.index("| running_total_spend by metric_time | MetricFlow | 500.0 | 500.0 |") < (
+        # median of 1..20 ms 10.5; p95 at position 19 x 0.95 = 18.05: 19 + 0.05 = 19.05 ms
+        lines.index("| clv | export e0001 | 10.5 | 19.1 |")
+    )

@@ -99,7 +99,20 @@ def _tables(database: Path) -> set[tuple[str, str, str]]:
 def test_publication_holds_only_the_output_ports(sample_publication):
     expected = {("main", name, "table") for name in _expected_ports(sample_publication.target)}
     expected.add(("main", "publications", "table"))
-    assert _tables(sample_publication.published) == expected
+    tables = _tables(sample_publication.published)
+    assert {t for t in tables if t[0] != "metric_exports"} == expected
+    # Besides them only the metric exports: the index and the tables it names.
+    with duckdb.connect(str(sample_publication.published), read_only=True) as con:
+        indexed = {
+            name
+            for (name,) in con.execute(
+                "select table_name from metric_exports.export_index"
+            ).fetchall()
+        }
+    assert {t for t in tables if t[0] == "metric_exports"} == {
+        ("metric_exports", name, "table") for name in indexed | {"export_index"}
+    }
+    assert len(indexed) > 100
     # The working database it came from holds far more (raw, staging, quarantine, audit).
     working = _tables(sample_publication.working)
     assert ("main", "stg_retail__customer_pii", "view") in working
@@ -136,16 +149,18 @@ def test_publication_carries_no_raw_personal_data_of_the_sample(sample_publicati
     leaks = []
     with duckdb.connect(str(sample_publication.published), read_only=True) as con:
         columns = con.execute(
-            "select table_name, column_name, data_type from duckdb_columns()"
+            "select schema_name, table_name, column_name, data_type from duckdb_columns()"
             " where database_name = current_database()"
         ).fetchall()
-        for table, column, data_type in columns:
+        # Every schema, the metric exports too: their group-by values are scanned as well.
+        assert {schema for schema, *_ in columns} == {"main", "metric_exports"}
+        for schema, table, column, data_type in columns:
             if data_type not in ("VARCHAR", "JSON"):
                 continue
             found = {
                 value.strip().lower()
                 for (value,) in con.execute(
-                    f'select distinct cast("{column}" as varchar) from "{table}"'
+                    f'select distinct cast("{column}" as varchar) from "{schema}"."{table}"'
                     f' where "{column}" is not null'
                 ).fetchall()
             }
@@ -161,12 +176,13 @@ def test_publication_carries_no_raw_personal_data_of_the_sample(sample_publicati
             if row["customer_id"].strip().isdigit()
             and re.fullmatch(r"\d{4}-\d{2}-\d{2}", row["birth_date"].strip())
         }
-        for table, column, data_type in columns:
-            has_customer = (table, "customer_id") in {(t, c) for t, c, _ in columns}
+        for schema, table, column, data_type in columns:
+            has_customer = (schema, table, "customer_id") in {(s, t, c) for s, t, c, _ in columns}
             if data_type == "DATE" and has_customer:
                 pairs = set(
                     con.execute(
-                        f'select distinct customer_id, cast("{column}" as varchar) from "{table}"'
+                        f'select distinct customer_id, cast("{column}" as varchar)'
+                        f' from "{schema}"."{table}"'
                     ).fetchall()
                 )
                 if pairs & birth_dates:

@@ -12,20 +12,13 @@ publication through :meth:`SemanticLayer.group_bys`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from retail_xsell.metric_exports import TIME_GRAINS, saved_query_item
+
 CATALOG_FILE = "catalog.json"
-
-#: Grains a time dimension takes as a suffix: ``metric_time__month``.
-TIME_GRAINS = ("day", "week", "month", "quarter", "year")
-
-_SAVED_GROUP_BY = re.compile(
-    r"^\s*(?P<kind>Dimension|TimeDimension|Entity)\(\s*'(?P<name>[a-z0-9_]+)'"
-    r"(?:\s*,\s*'(?P<grain>[a-z]+)')?\s*\)\s*$"
-)
 
 
 class CatalogError(ValueError):
@@ -85,11 +78,10 @@ class Catalog:
 
 def _saved_group_by(text: str) -> str:
     """MetricFlow's object syntax in saved queries, as the dunder name a consumer uses."""
-    match = _SAVED_GROUP_BY.match(text)
-    if not match:
-        raise CatalogError(f"cannot read the saved query group-by {text!r}")
-    grain = match["grain"]
-    return f"{match['name']}__{grain}" if grain else match["name"]
+    try:
+        return saved_query_item(text)
+    except ValueError as error:
+        raise CatalogError(str(error)) from None
 
 
 def catalog_document(manifest: Mapping[str, Any], semantic_manifest: Mapping[str, Any]) -> dict:
