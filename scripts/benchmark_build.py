@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Time the full dbt build on generated data: python scripts/benchmark_build.py --help"""
+"""Time the full dbt build and the lean reference pipeline on generated data: --help"""
 
 import sys
 

@@ -5,6 +5,13 @@ resource usage, so the peak RSS is the child's (and its threads'), not the maxim
 earlier runs. dbt's run_results.json gives the time of every model; DuckDB runs in the
 dbt process, so the peak RSS covers the whole build (per-model memory is not
 observable from outside without sampling).
+
+Issue 12 measures the full build against the lean essential work of the same run:
+:mod:`retail_xsell.lean_reference`, a child process measured the same way, on the same
+input, interleaved with the builds round by round (lean first in odd rounds, the build
+first in even ones, so neither always gets the warmer page cache). Its results are
+compared with the build's marts afterwards, so the ratio is between two pipelines
+that give the same answers.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +30,7 @@ from pathlib import Path
 
 from retail_xsell import settings
 from retail_xsell.build import dbt_executable
+from retail_xsell.lean_reference import Agreement, compare_with_build
 
 
 @dataclass(frozen=True)
@@ -90,15 +100,32 @@ def database_bytes(database: Path) -> int:
     return sum(path.stat().st_size for path in (database, wal) if path.exists())
 
 
-def benchmark_build(purchase_lines: int, data_dir: Path, work_dir: Path) -> str:
-    """Generate `purchase_lines` lines (unless present), build the product on them with
-    `dbt build`, and return a Markdown report."""
+@dataclass(frozen=True)
+class Round:
+    """One round of the build benchmark: the lean pipeline and the full build, in the
+    order ``first`` says ("lean" or "full"), on the same input."""
+
+    first: str
+    lean: Measured
+    full: Measured
+    lean_steps: dict[str, float]
+    model_seconds: list[tuple[str, float]]
+    phases: dict[str, tuple[int, float]]
+    database_bytes: int
+
+    @property
+    def ratio(self) -> float:
+        """Full build wall time over lean wall time."""
+        return self.full.wall_seconds / self.lean.wall_seconds
+
+
+def ensure_generated(purchase_lines: int, data_dir: Path) -> Path:
+    """The generated raw input of `purchase_lines` lines, generated unless present."""
     raw = data_dir / str(purchase_lines)
-    python = sys.executable
     if not (raw / "truth.json").exists():
         generated = run_measured(
             [
-                python,
+                sys.executable,
                 "scripts/generate_raw_data.py",
                 "scale",
                 "--purchase-lines",
@@ -110,55 +137,196 @@ def benchmark_build(purchase_lines: int, data_dir: Path, work_dir: Path) -> str:
         )
         if generated.returncode != 0:
             raise RuntimeError(f"the generator failed for {purchase_lines:,} lines")
-    actual_lines = json.loads((raw / "truth.json").read_text())["row_counts"]["purchase"]
-    target = work_dir / "target"
-    database = work_dir / "bench.duckdb"
-    env = {**os.environ, settings.DATABASE_ENV: str(database)}
+    return raw
+
+
+def run_lean(raw: Path, round_dir: Path) -> tuple[Measured, dict[str, float]]:
+    """The lean reference pipeline on `raw` into round_dir/lean.duckdb, measured."""
+    result_file = round_dir / "lean.json"
+    command = [
+        sys.executable,
+        "-m",
+        "retail_xsell.lean_reference",
+        "--input",
+        str(raw),
+        "--database",
+        str(round_dir / "lean.duckdb"),
+        "--json",
+        str(result_file),
+    ]
+    lean = run_measured(command)
+    if lean.returncode != 0:
+        raise RuntimeError(f"the lean reference pipeline failed; run it alone: {' '.join(command)}")
+    return lean, json.loads(result_file.read_text())["step_seconds"]
+
+
+def run_full(raw: Path, round_dir: Path) -> Measured:
+    """`dbt build` on `raw` into round_dir/bench.duckdb (artifacts in round_dir/target)."""
+    env = {**os.environ, settings.DATABASE_ENV: str(round_dir / "bench.duckdb")}
     vars_json = json.dumps({"raw_input_format": "parquet", "raw_input_path": str(raw)})
-    dbt = dbt_executable()
     build = run_measured(
         [
-            dbt,
+            dbt_executable(),
             "build",
             "--target-path",
-            str(target),
+            str(round_dir / "target"),
             "--log-path",
-            str(work_dir / "logs"),
+            str(round_dir / "logs"),
             "--vars",
             vars_json,
         ],
         env=env,
     )
     if build.returncode != 0:
-        raise RuntimeError(f"dbt build failed; see {work_dir / 'logs' / 'dbt.log'}")
+        raise RuntimeError(f"dbt build failed; see {round_dir / 'logs' / 'dbt.log'}")
+    return build
+
+
+def _median_models(rounds: list[Round]) -> list[tuple[str, float]]:
+    seconds: dict[str, list[float]] = {}
+    for measured in rounds:
+        for name, value in measured.model_seconds:
+            seconds.setdefault(name, []).append(value)
+    medians = [(name, statistics.median(values)) for name, values in seconds.items()]
+    return sorted(medians, key=lambda item: item[1], reverse=True)
+
+
+def _median_phases(rounds: list[Round]) -> dict[str, tuple[int, float]]:
+    kinds = sorted({kind for measured in rounds for kind in measured.phases})
+    return {
+        kind: (
+            max(measured.phases.get(kind, (0, 0.0))[0] for measured in rounds),
+            statistics.median(measured.phases.get(kind, (0, 0.0))[1] for measured in rounds),
+        )
+        for kind in kinds
+    }
+
+
+def _agreement_text(agreement: Agreement) -> str:
+    fit = (
+        "no BG/NBD fit to compare"
+        if agreement.bgnbd_max_relative_difference is None
+        else "BG/NBD parameters' largest relative difference "
+        f"{agreement.bgnbd_max_relative_difference:.1g}"
+    )
+    return (
+        "Lean results against the build's marts (last round): "
+        f"{agreement.customers:,} customers with a completed order "
+        f"({agreement.buyers_in_build:,} in customer_value), "
+        f"{agreement.customers_differing:,} with a different order count, frequency, "
+        "recency, age, mean repeat spend or total spend; "
+        f"{agreement.category_pairs:,} category pairs, "
+        f"{agreement.category_pairs_differing:,} different; {fit}."
+    )
+
+
+def build_report(purchase_lines: int, rounds: list[Round], agreement: Agreement) -> str:
+    """The Markdown report of one input size: medians over `rounds`."""
+    lean_seconds = statistics.median(r.lean.wall_seconds for r in rounds)
+    full_seconds = statistics.median(r.full.wall_seconds for r in rounds)
+    lean_rss = max(r.lean.peak_rss_mib for r in rounds) / 1024
+    full_rss = max(r.full.peak_rss_mib for r in rounds) / 1024
+    of_rounds = (
+        f" (medians of {len(rounds)} interleaved rounds; peak RSS the largest)"
+        if len(rounds) > 1
+        else ""
+    )
+    steps = {
+        name: statistics.median(r.lean_steps.get(name, 0.0) for r in rounds)
+        for name in rounds[0].lean_steps
+    }
     lines = [
-        f"### {actual_lines:,} purchase lines",
+        f"### {purchase_lines:,} purchase lines",
         "",
-        f"Full `dbt build`: {build.wall_seconds:.1f} s wall, "
-        f"peak RSS {build.peak_rss_mib / 1024:.2f} GiB, "
-        f"database {database_bytes(database) / 2**30:.2f} GiB on disk.",
+        f"Full `dbt build`: {full_seconds:.1f} s wall, "
+        f"peak RSS {full_rss:.2f} GiB, "
+        f"database {rounds[-1].database_bytes / 2**30:.2f} GiB on disk{of_rounds}.",
         "",
-        "Thread-seconds by kind of node: "
+        "Lean reference pipeline (`python -m retail_xsell.lean_reference`: one DuckDB "
+        "connection and one BG/NBD + Gamma-Gamma fit, no dbt): "
+        f"{lean_seconds:.1f} s wall, peak RSS {lean_rss:.2f} GiB. "
+        "Its steps (s, inside the process): "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in steps.items())
+        + ".",
+        "",
+        f"**Full / lean: {full_seconds / lean_seconds:.2f}x** "
+        "(issue 12: at most 1.5x at 10M lines).",
+        "",
+        "| round | first | lean s | lean peak RSS | full s | full peak RSS | full / lean |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {number} | {r.first} | {r.lean.wall_seconds:.1f} | "
+        f"{r.lean.peak_rss_mib / 1024:.2f} GiB | {r.full.wall_seconds:.1f} | "
+        f"{r.full.peak_rss_mib / 1024:.2f} GiB | {r.ratio:.2f}x |"
+        for number, r in enumerate(rounds, start=1)
+    ]
+    lines += [
+        "",
+        _agreement_text(agreement),
+        "",
+        "Thread-seconds by kind of node"
+        + (" (medians)" if len(rounds) > 1 else "")
+        + ": "
         + ", ".join(
             f"{kind} {seconds:.1f} s ({count})"
-            for kind, (count, seconds) in sorted(phase_totals(target / "run_results.json").items())
+            for kind, (count, seconds) in _median_phases(rounds).items()
         )
         + ".",
         "",
         "| model | seconds |",
         "| --- | ---: |",
     ]
-    lines += [
-        f"| {name} | {seconds:.1f} |"
-        for name, seconds in model_timings(target / "run_results.json")
-    ]
+    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in _median_models(rounds)]
     return "\n".join(lines)
+
+
+def benchmark_build(purchase_lines: int, data_dir: Path, work_dir: Path, rounds: int = 1) -> str:
+    """Generate `purchase_lines` lines (unless present), then for each of `rounds` rounds
+    run the lean reference pipeline and the full `dbt build` on them, interleaved, and
+    return a Markdown report (medians over the rounds)."""
+    raw = ensure_generated(purchase_lines, data_dir)
+    actual_lines = json.loads((raw / "truth.json").read_text())["row_counts"]["purchase"]
+    measured: list[Round] = []
+    agreement = None
+    for number in range(1, rounds + 1):
+        round_dir = work_dir / f"round-{number}"
+        round_dir.mkdir(parents=True)
+        first = "lean" if number % 2 else "full"
+        if first == "lean":
+            lean, steps = run_lean(raw, round_dir)
+            full = run_full(raw, round_dir)
+        else:
+            full = run_full(raw, round_dir)
+            lean, steps = run_lean(raw, round_dir)
+        run_results = round_dir / "target" / "run_results.json"
+        measured.append(
+            Round(
+                first=first,
+                lean=lean,
+                full=full,
+                lean_steps=steps,
+                model_seconds=model_timings(run_results),
+                phases=phase_totals(run_results),
+                database_bytes=database_bytes(round_dir / "bench.duckdb"),
+            )
+        )
+        if number == rounds:
+            agreement = compare_with_build(round_dir / "lean.duckdb", round_dir / "bench.duckdb")
+        else:
+            # a 10M-line build is about 3 GB: keep one round's databases on disk at a time
+            shutil.rmtree(round_dir)
+    assert agreement is not None
+    return build_report(actual_lines, measured, agreement)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="benchmark_build",
-        description="Generate raw data and time the full dbt build on it (Markdown report).",
+        description=(
+            "Generate raw data, then time the full dbt build and the lean reference "
+            "pipeline on it (Markdown report)."
+        ),
     )
     parser.add_argument(
         "--purchase-lines",
@@ -172,15 +340,25 @@ def main(argv: list[str] | None = None) -> int:
         default=settings.generated_data_dir(),
         help="where generated inputs are kept and reused (default data/generated)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds of lean pipeline + full build per size, interleaved (default 1; "
+        "the report gives medians)",
+    )
     args = parser.parse_args(argv)
     sizes = args.purchase_lines or [1_000_000, 10_000_000]
     if any(size <= 0 for size in sizes):
         print("error: --purchase-lines must be positive", file=sys.stderr)
         return 2
+    if args.rounds < 1:
+        print("error: --rounds must be at least 1", file=sys.stderr)
+        return 2
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="xsell-build-bench-") as work:
             try:
-                print(benchmark_build(size, args.data_dir, Path(work)), flush=True)
+                print(benchmark_build(size, args.data_dir, Path(work), args.rounds), flush=True)
             except RuntimeError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1

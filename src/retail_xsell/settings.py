@@ -25,9 +25,12 @@ the current folder here too (``base`` overrides that). The project's own files
 | RETAIL_XSELL_AUDIT_LOG | :func:`audit_log_path` | the API's audit trail |
 | PORT | :func:`api_port` | the API's port (make serve) |
 | RETAIL_XSELL_TOKEN | :func:`api_token` | a bearer token for ``retail-xsell query`` |
+| RETAIL_XSELL_MEMORY_LIMIT | :func:`duckdb_memory_limit` | DuckDB's memory limit |
+| RETAIL_XSELL_TEMP_DIR | :func:`duckdb_temp_dir` | where DuckDB spills beyond it |
 
-(RETAIL_XSELL_MEMORY_LIMIT and RETAIL_XSELL_TEMP_DIR are read by profiles.yml alone: only
-dbt's DuckDB uses them.)
+(profiles.yml reads the last two itself, with the same defaults, for dbt's DuckDB; the
+functions serve the DuckDB connections the package opens for heavy work, such as the
+lean reference pipeline of the build benchmark.)
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ POLICIES_ENV = "RETAIL_XSELL_POLICIES"
 AUDIT_LOG_ENV = "RETAIL_XSELL_AUDIT_LOG"
 PORT_ENV = "PORT"
 TOKEN_ENV = "RETAIL_XSELL_TOKEN"
+MEMORY_LIMIT_ENV = "RETAIL_XSELL_MEMORY_LIMIT"
+TEMP_DIR_ENV = "RETAIL_XSELL_TEMP_DIR"
 
 DEFAULT_TARGET = "dev"
 #: The working database of each building target, as in profiles.yml.
@@ -55,6 +60,9 @@ DEFAULT_DATABASE_PATHS = {"dev": "build/retail_xsell.duckdb", "ci": "build/ci.du
 #: Where consumers read the product, as in profiles.yml's published target.
 DEFAULT_PUBLISHED_PATH = "build/published/retail_xsell.duckdb"
 DEFAULT_KEEP_PUBLICATIONS = 5
+#: DuckDB's memory limit and spill folder when the variables are unset, as in profiles.yml.
+DEFAULT_MEMORY_LIMIT = "75%"
+DEFAULT_TEMP_DIR = "build/duckdb_tmp"
 SLO_FILE_NAME = "slos.yml"
 PROJECT_FILE = "dbt_project.yml"
 
@@ -198,3 +206,17 @@ def api_port(environ: Mapping[str, str] | None = None) -> str:
 def api_token(environ: Mapping[str, str] | None = None) -> str:
     """RETAIL_XSELL_TOKEN ('' when unset): the token ``retail-xsell query`` sends."""
     return _environ(environ).get(TOKEN_ENV, "").strip()
+
+
+def duckdb_memory_limit(environ: Mapping[str, str] | None = None) -> str:
+    """RETAIL_XSELL_MEMORY_LIMIT: DuckDB's memory limit, a size (16GB) or a share of RAM
+    (75%, the default, as in profiles.yml)."""
+    return _environ(environ).get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+
+
+def duckdb_temp_dir(base: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """RETAIL_XSELL_TEMP_DIR: where DuckDB spills beyond its memory limit (default
+    build/duckdb_tmp, as in profiles.yml), relative to ``base`` (default: the current
+    folder, as DuckDB resolves it for dbt)."""
+    value = _environ(environ).get(TEMP_DIR_ENV, "").strip()
+    return _resolve(value or DEFAULT_TEMP_DIR, base)
