@@ -55,7 +55,14 @@ import duckdb
 from retail_xsell import settings
 from retail_xsell.contracts import write_publication_documents
 from retail_xsell.delivery.catalog import CATALOG_FILE, catalog_document
-from retail_xsell.metric_exports import EXPORT_SCHEMA, export_summary, write_exports
+from retail_xsell.metric_exports import (
+    EXPORT_SCHEMA,
+    ExportReport,
+    copy_exports,
+    export_source,
+    export_summary,
+    write_exports,
+)
 from retail_xsell.pii_scan import scan
 from retail_xsell.ports import (
     PortModel,
@@ -337,6 +344,29 @@ def _audit_projection(database: Path, working: Path, ports: list[PortModel]) -> 
         )
 
 
+def _metric_exports(
+    database: Path, published: Path, source: dict[str, Any], manifest: Path
+) -> dict[str, Any]:
+    """Write the metric exports into ``database``, or copy them from the current
+    publication when it was published from the same source (the same build again)."""
+    folder = current_folder(published)
+    previous: dict[str, Any] = {}
+    if folder is not None:
+        with contextlib.suppress(OSError, ValueError):
+            previous = json.loads((folder / RECORD_FILE).read_text())
+    previous_exports = previous.get("metric_exports") or {}
+    if folder is not None and previous_exports.get("source") == source:
+        try:
+            report: ExportReport = copy_exports(folder / published.name, database)
+        except (OSError, ValueError, duckdb.Error):
+            pass  # the old file is unreadable or holds none: compute them instead
+        else:
+            summary = export_summary(report, source, copied_from=previous["publication_id"])
+            summary["skipped"] = previous_exports.get("skipped", [])
+            return summary
+    return export_summary(write_exports(database, manifest), source)
+
+
 def _export_parquet(database: Path, ports: list[PortModel], folder: Path) -> dict[str, int]:
     with duckdb.connect(":memory:") as con:
         con.execute(f"attach {sql_string(str(database))} as projection (read_only)")
@@ -442,7 +472,14 @@ def publish(
             build_vars = report["build"].get("vars") or {}
             rows = _write_projection(database, working, published, ports, record, build_vars)
             _audit_projection(database, working, ports)
-            exports = write_exports(database, artifacts / "semantic_manifest.json")
+            exports = _metric_exports(
+                database,
+                published,
+                export_source(
+                    report["build"]["invocation_id"], working, artifacts / "semantic_manifest.json"
+                ),
+                artifacts / "semantic_manifest.json",
+            )
             parquet_rows = _export_parquet(database, ports, staging / "parquet")
             shutil.copyfile(
                 artifacts / "semantic_manifest.json", staging / "semantic_manifest.json"
@@ -475,7 +512,7 @@ def publish(
                         "build_vars": build_vars,
                         "output_ports": rows,
                         "parquet_ports": parquet_rows,
-                        "metric_exports": export_summary(exports),
+                        "metric_exports": exports,
                     },
                     indent=2,
                 )

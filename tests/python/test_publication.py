@@ -537,3 +537,47 @@ def test_overview_links_the_documents_every_publication_ships(sample_publication
     folder = current_folder(sample_publication.published)
     for link in links:
         assert (folder / link).is_file(), link
+
+
+def _exports(database: Path) -> list[tuple]:
+    """Every export table's name, columns and rows, and the index, of a publication."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        index = con.execute(
+            "select key, table_name, columns, row_count from metric_exports.export_index"
+            " order by key"
+        ).fetchall()
+        tables = sorted({table for _, table, _, _ in index})
+        return index + [
+            (
+                table,
+                sorted(con.execute(f"select * from metric_exports.{table}").fetchall(), key=repr),
+            )
+            for table in tables
+        ]
+
+
+def test_publishing_the_same_build_again_copies_its_metric_exports(sample_publication, tmp_path):
+    published = tmp_path / "published" / "retail_xsell.duckdb"
+    publish(sample_publication.working, published, sample_publication.report)
+    first = json.loads((current_folder(published) / "publication.json").read_text())
+    assert first["metric_exports"]["copied_from"] is None
+    assert (
+        first["metric_exports"]["source"]["build_invocation_id"]
+        == (sample_publication.report["build"]["invocation_id"])
+    )
+    computed = _exports(current_folder(published) / published.name)
+
+    publish(sample_publication.working, published, sample_publication.report)
+    second = json.loads((current_folder(published) / "publication.json").read_text())
+    assert second["metric_exports"]["copied_from"] == first["publication_id"]
+    assert second["metric_exports"]["exports"] == first["metric_exports"]["exports"]
+    assert second["metric_exports"]["skipped"] == first["metric_exports"]["skipped"]
+    assert _exports(current_folder(published) / published.name) == computed
+
+    # Another build of the same data is another source: computed again, not copied.
+    forced = json.loads(json.dumps(sample_publication.report))
+    forced["build"]["invocation_id"] = "another-build"
+    publish(sample_publication.working, published, forced)
+    third = json.loads((current_folder(published) / "publication.json").read_text())
+    assert third["metric_exports"]["copied_from"] is None
+    assert _exports(current_folder(published) / published.name) == computed
