@@ -61,7 +61,7 @@ DEFAULT_DATABASE_PATHS = {"dev": "build/retail_xsell.duckdb", "ci": "build/ci.du
 DEFAULT_PUBLISHED_PATH = "build/published/retail_xsell.duckdb"
 DEFAULT_KEEP_PUBLICATIONS = 5
 #: DuckDB's memory limit and spill folder when the variables are unset, as in profiles.yml.
-DEFAULT_MEMORY_LIMIT = "75%"
+DEFAULT_MEMORY_LIMIT = "50%"
 DEFAULT_TEMP_DIR = "build/duckdb_tmp"
 SLO_FILE_NAME = "slos.yml"
 PROJECT_FILE = "dbt_project.yml"
@@ -210,7 +210,7 @@ def api_token(environ: Mapping[str, str] | None = None) -> str:
 
 def duckdb_memory_limit(environ: Mapping[str, str] | None = None) -> str:
     """RETAIL_XSELL_MEMORY_LIMIT: DuckDB's memory limit, a size (16GB) or a share of RAM
-    (75%, the default, as in profiles.yml)."""
+    (50%, the default, as in profiles.yml)."""
     return _environ(environ).get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from conftest import PROJECT_DIR, run_dbt
+from retail_xsell import settings
 
 
 def test_a_build_that_spills_to_disk_completes(tmp_path: Path):
@@ -39,4 +40,11 @@ def test_building_targets_set_the_temp_directory_once_per_connection():
     for name in ("dev", "ci"):
         target = outputs[name]
         assert "temp_directory" not in (target.get("settings") or {}), name
-        assert set(target["config_options"]) >= {"memory_limit", "temp_directory"}, name
+        options = target["config_options"]
+        # The defaults the package's own DuckDB connections use (settings.py) are the same.
+        assert options["memory_limit"] == (
+            f"{{{{ env_var('{settings.MEMORY_LIMIT_ENV}', '{settings.DEFAULT_MEMORY_LIMIT}') }}}}"
+        ), name
+        assert options["temp_directory"] == (
+            f"{{{{ env_var('{settings.TEMP_DIR_ENV}', '{settings.DEFAULT_TEMP_DIR}') }}}}"
+        ), name
