@@ -471,7 +471,6 @@ def publish(
             ]
             build_vars = report["build"].get("vars") or {}
             rows = _write_projection(database, working, published, ports, record, build_vars)
-            _audit_projection(database, working, ports)
             exports = _metric_exports(
                 database,
                 published,
@@ -480,6 +479,8 @@ def publish(
                 ),
                 artifacts / "semantic_manifest.json",
             )
+            # Audited as consumers will read it: the ports, and nothing else but exports.
+            _audit_projection(database, working, ports)
             parquet_rows = _export_parquet(database, ports, staging / "parquet")
             shutil.copyfile(
                 artifacts / "semantic_manifest.json", staging / "semantic_manifest.json"
