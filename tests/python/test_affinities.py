@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections import defaultdict
 from itertools import permutations
 
 import duckdb
 import pytest
 
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, run_dbt
 
 pytestmark = pytest.mark.dbt
 
@@ -98,3 +99,35 @@ def test_planted_affinities_are_recovered(sample_db):
     ]
     near_one = [value for value in unplanted if 0.75 <= value <= 1.33]
     assert len(near_one) >= 0.75 * len(unplanted)
+
+
+def test_the_self_join_for_many_categories_gives_the_bitmask_rows(sample_db, tmp_path):
+    """Up to 64 categories, baskets are counted by category bitmask; beyond, by a
+    self-join of basket items. Forcing the self-join on the sample (at most 1 category
+    for the mask) must rebuild exactly the rows the bitmask gave."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    shutil.copyfile(sample_db, workdir / "test.duckdb")
+    shutil.copytree(sample_db.parent / "target", workdir / "target")
+    result = run_dbt(
+        ["run", "--select", "category_affinities"],
+        workdir,
+        dbt_vars={"category_mask_max_categories": 1},
+    )
+    assert result.returncode == 0, result.output[-3000:]
+    compiled = workdir / "target" / "compiled" / "retail_xsell" / "models" / "marts"
+    assert "when count(*) over () <= 1\n" in (compiled / "category_affinities.sql").read_text()
+    query = "select * from main.category_affinities order by all"
+    self_joined = _rows(workdir / "test.duckdb", query)
+    assert self_joined == _rows(sample_db, query)
+    assert len(self_joined) > 100
+
+
+def test_a_mask_wider_than_64_bits_is_refused(tmp_path):
+    result = run_dbt(
+        ["compile", "--select", "category_affinities"],
+        tmp_path / "work",
+        dbt_vars={"category_mask_max_categories": 65},
+    )
+    assert result.returncode != 0
+    assert "category_mask_max_categories is at most 64" in result.output
