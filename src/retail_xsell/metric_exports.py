@@ -145,7 +145,6 @@ class Export:
 
     table: str
     columns: tuple[str, ...]
-    row_count: int
 
 
 @dataclass(frozen=True)
@@ -334,15 +333,15 @@ def read_index(connection: duckdb.DuckDBPyConnection, catalog: str) -> dict[str,
     if not present:
         return {}
     rows = connection.execute(
-        f"select key, table_name, columns, row_count from "
+        f"select key, table_name, columns from "
         f"{quote_identifier(catalog)}.{EXPORT_SCHEMA}.{INDEX_TABLE}"
     ).fetchall()
     exports = {}
-    for key, table, columns, row_count in rows:
+    for key, table, columns in rows:
         parsed = json.loads(columns)
         if not TABLE_NAME.match(table) or not all(isinstance(c, str) for c in parsed):
             raise ValueError(f"the metric export index names a table {table!r} it cannot hold")
-        exports[key] = Export(table=table, columns=tuple(parsed), row_count=int(row_count))
+        exports[key] = Export(table=table, columns=tuple(parsed))
     return exports
 
 

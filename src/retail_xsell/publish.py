@@ -355,7 +355,11 @@ def _metric_exports(
         with contextlib.suppress(OSError, ValueError):
             previous = json.loads((folder / RECORD_FILE).read_text())
     previous_exports = previous.get("metric_exports") or {}
-    if folder is not None and previous_exports.get("source") == source:
+    if (
+        folder is not None
+        and previous.get("publication_id")
+        and (previous_exports.get("source") == source)
+    ):
         try:
             report: ExportReport = copy_exports(folder / published.name, database)
         except (OSError, ValueError, duckdb.Error):
