@@ -581,3 +581,20 @@ def test_publishing_the_same_build_again_copies_its_metric_exports(sample_public
     third = json.loads((current_folder(published) / "publication.json").read_text())
     assert third["metric_exports"]["copied_from"] is None
     assert _exports(current_folder(published) / published.name) == computed
+
+
+def test_exports_that_cannot_be_copied_are_computed_again(sample_publication, tmp_path):
+    """The current publication lost an export table (a damaged file): publishing the same
+    build again cannot copy its exports, so it computes them; the half-done copy leaves
+    nothing behind and the new publication holds every export."""
+    published = tmp_path / "published" / "retail_xsell.duckdb"
+    publish(sample_publication.working, published, sample_publication.report)
+    computed = _exports(current_folder(published) / published.name)
+    with duckdb.connect(str(current_folder(published) / published.name)) as con:
+        (last,) = con.execute("select max(table_name) from metric_exports.export_index").fetchone()
+        con.execute(f"drop table metric_exports.{last}")
+
+    publish(sample_publication.working, published, sample_publication.report)
+    record = json.loads((current_folder(published) / "publication.json").read_text())
+    assert record["metric_exports"]["copied_from"] is None
+    assert _exports(current_folder(published) / published.name) == computed

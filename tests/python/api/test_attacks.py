@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from retail_xsell.delivery.audit import verify
+from retail_xsell.semantic import SemanticLayer
 
 from .attack_support import (
     PRINCIPALS,
@@ -944,6 +945,30 @@ def test_no_row_rests_on_fewer_than_k_customers(api, pub, principal, group_by):
     else:
         expected = sorted(value for value, n in support.values() if n >= k)
         assert sorted(row["clv"] for row in answer["rows"]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_an_answer_read_from_a_metric_export_keeps_the_minimum_group_size(
+    api, pub, sample_publication
+):
+    """clv by RFM segment is a metric export of the publication, so the service reads the
+    answer from it; the support behind each row is still counted, and the segments of
+    fewer than k customers are still dropped."""
+    with SemanticLayer.from_publication(sample_publication.published) as layer:
+        assert layer.query(["clv"], ["customer__rfm_segment"]).export is not None
+    k = min_group_size("bi_dashboard")
+    support = sql_clv_support(pub, ["customer__rfm_segment"], None)
+    kept = {key: pytest.approx(value, rel=1e-9) for key, (value, n) in support.items() if n >= k}
+    small = sum(1 for _, n in support.values() if n < k)
+    assert small > 0 and kept  # a segment of a handful of customers
+    response = api.post(
+        "/v1/query",
+        "bi_dashboard",
+        json={"metrics": ["clv"], "group_by": ["customer__rfm_segment"]},
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["governance"]["suppressed_rows"] == small
+    assert {(row["customer__rfm_segment"],): row["clv"] for row in answer["rows"]} == kept
 
 
 def test_without_a_minimum_the_same_query_does_single_customers_out(api, pub):
