@@ -112,7 +112,7 @@ def undocumented_built_columns(manifest: dict, catalog: dict) -> list[str]:
             declared = manifest[section].get(uid)
             if declared is None or declared.get("package_name") != PACKAGE:
                 continue
-            # Data tests store their failing rows (store_failures, schema main_audit):
+            # Failing data tests store their rows (store_failures, schema main_audit):
             # audit output shaped like the tested model, not a documented product table.
             if declared["resource_type"] == "test":
                 continue
