@@ -91,14 +91,12 @@ validated as (
 ),
 
 versions_ranked as (
-    select
-        *,
-        {#- newest update wins; on a tie, the larger raw values #}
-        {{ version_rank(
-            ['customer_id'],
-            'updated_at desc nulls last, raw_values desc'
-        ) }} as version_rank
-    from validated
+    {#- newest update wins; on a tie, the larger raw values #}
+    {{ versions_ranked(
+        'validated',
+        ['customer_id'],
+        'updated_at desc nulls last, raw_values desc'
+    ) }}
 ),
 
 copies_restored as (
@@ -115,4 +113,6 @@ final as (
     from copies_restored
 )
 
-select * from final
+{# sqlfluff cannot follow the columns through versions_ranked's anti and semi joins
+    (AM04); the model's columns are its YAML's, checked by test_docs_site. #}
+select * from final  -- noqa: AM04

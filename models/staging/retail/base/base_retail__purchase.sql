@@ -146,15 +146,13 @@ reference_checked as (
 ),
 
 versions_ranked as (
-    select
-        *,
-        {#- latest load wins; on a tie, the larger raw values #}
-        {{ version_rank(
-            ['parsed_order_id', 'parsed_line_number'],
-            'parsed_loaded_at desc, '
-            ~ raw_contract_columns('purchase') | join(' desc, ') ~ ' desc'
-        ) }} as version_rank
-    from reference_checked
+    {#- latest load wins; on a tie, the larger raw values #}
+    {{ versions_ranked(
+        'reference_checked',
+        ['parsed_order_id', 'parsed_line_number'],
+        'parsed_loaded_at desc, '
+        ~ raw_contract_columns('purchase') | join(' desc, ') ~ ' desc'
+    ) }}
 ),
 
 copies_restored as (
