@@ -5,6 +5,8 @@
     without a category ('uncategorised') are left out: "no category" is not a category a
     customer can own, be offered, or that can be associated with another (their revenue
     still counts everywhere else, through the orders).
+    Only the columns its readers use: it is 9M rows at 10M lines, and the line id (text)
+    and product id made writing it 40% slower for no reader.
 #}
 
 with
@@ -23,10 +25,8 @@ as_of as (
 
 final as (
     select
-        order_lines.order_line_id,
         order_lines.order_id,
         order_lines.customer_id,
-        order_lines.product_id,
         order_lines.order_date,
         order_lines.net_revenue,
         products.category
