@@ -31,3 +31,81 @@
     from {{ relation }}
     group by snapshot_lag, category_set_id
 {%- endmacro %}
+
+{% macro category_pair_counts(items, group_column, set_column, weight_column) -%}
+    {#- The counts association rules between categories are computed from, from
+        weighted category sets. `items` holds one row per category of a set: a group
+        (basket level, snapshot), the set within it, the set's weight (how many
+        baskets or customers have exactly that set) and the category. A select of one
+        row per group and ordered pair of distinct categories present in the group:
+          total_count       N, the weights summed over the group's sets
+          antecedent_count  n_A, the weights of the sets holding A
+          consequent_count  n_B, the weights of the sets holding B
+          pair_count        n_AB, the weights of the sets holding both (0 if none)
+        Defined once for category_affinities (order and customer baskets) and
+        int_category_rules_by_snapshot (customers at each snapshot). -#}
+    with set_weights as (
+        select
+            {{ group_column }},
+            {{ set_column }},
+            any_value({{ weight_column }}) as set_weight
+        from {{ items }}
+        group by {{ group_column }}, {{ set_column }}
+    ),
+
+    group_totals as (
+        select
+            {{ group_column }},
+            cast(sum(set_weight) as bigint) as total_count
+        from set_weights
+        group by {{ group_column }}
+    ),
+
+    category_totals as (
+        select
+            {{ group_column }},
+            category,
+            cast(sum({{ weight_column }}) as bigint) as category_count
+        from {{ items }}
+        group by {{ group_column }}, category
+    ),
+
+    pair_totals as (
+        select
+            antecedent.{{ group_column }},
+            antecedent.category as antecedent_category,
+            consequent.category as consequent_category,
+            cast(sum(antecedent.{{ weight_column }}) as bigint) as pair_count
+        from {{ items }} as antecedent
+        inner join {{ items }} as consequent
+            on
+                antecedent.{{ group_column }} = consequent.{{ group_column }}
+                and antecedent.{{ set_column }} = consequent.{{ set_column }}
+                and antecedent.category != consequent.category
+        group by
+            antecedent.{{ group_column }},
+            antecedent.category,
+            consequent.category
+    )
+
+    select
+        antecedent.{{ group_column }},
+        antecedent.category as antecedent_category,
+        consequent.category as consequent_category,
+        group_totals.total_count,
+        antecedent.category_count as antecedent_count,
+        consequent.category_count as consequent_count,
+        coalesce(pair_totals.pair_count, 0) as pair_count
+    from category_totals as antecedent
+    inner join category_totals as consequent
+        on
+            antecedent.{{ group_column }} = consequent.{{ group_column }}
+            and antecedent.category != consequent.category
+    inner join group_totals
+        on antecedent.{{ group_column }} = group_totals.{{ group_column }}
+    left join pair_totals
+        on
+            antecedent.{{ group_column }} = pair_totals.{{ group_column }}
+            and antecedent.category = pair_totals.antecedent_category
+            and consequent.category = pair_totals.consequent_category
+{%- endmacro %}

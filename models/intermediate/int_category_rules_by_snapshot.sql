@@ -7,7 +7,8 @@
       confidence  n_AB / n_A        lift  confidence / (n_B / N)
     One row per ordered pair of categories owned by anyone at the snapshot, with 0 for a
     pair never owned together. Pairs are counted per distinct category set, not per
-    customer: the same counts at a fraction of the work.
+    customer: the same counts at a fraction of the work, by the same macro as
+    category_affinities (category_pair_counts).
 #}
 
 with
@@ -29,63 +30,21 @@ set_items as (
     from set_counts
 ),
 
-snapshot_counts as (
-    select
-        snapshot_lag,
-        cast(sum(customer_count) as bigint) as customer_count
-    from set_counts
-    group by snapshot_lag
-),
-
-category_counts as (
-    select
-        snapshot_lag,
-        category,
-        cast(sum(customer_count) as bigint) as owner_count
-    from set_items
-    group by snapshot_lag, category
-),
-
-pair_counts as (
-    select
-        antecedent.snapshot_lag,
-        antecedent.category as antecedent_category,
-        consequent.category as consequent_category,
-        cast(sum(antecedent.customer_count) as bigint) as pair_owner_count
-    from set_items as antecedent
-    inner join set_items as consequent
-        on
-            antecedent.snapshot_lag = consequent.snapshot_lag
-            and antecedent.category_set_id = consequent.category_set_id
-            and antecedent.category != consequent.category
-    group by antecedent.snapshot_lag, antecedent.category, consequent.category
-),
-
 final as (
     select
-        antecedent.snapshot_lag,
-        antecedent.category as antecedent_category,
-        consequent.category as consequent_category,
-        snapshot_counts.customer_count,
-        antecedent.owner_count as antecedent_owner_count,
-        consequent.owner_count as consequent_owner_count,
-        coalesce(pair_counts.pair_owner_count, 0) as pair_owner_count,
-        cast(coalesce(pair_counts.pair_owner_count, 0) as double)
-        / antecedent.owner_count as confidence,
-        cast(coalesce(pair_counts.pair_owner_count, 0) * snapshot_counts.customer_count as double)
-        / (antecedent.owner_count * consequent.owner_count) as lift
-    from category_counts as antecedent
-    inner join category_counts as consequent
-        on
-            antecedent.snapshot_lag = consequent.snapshot_lag
-            and antecedent.category != consequent.category
-    inner join snapshot_counts
-        on antecedent.snapshot_lag = snapshot_counts.snapshot_lag
-    left join pair_counts
-        on
-            antecedent.snapshot_lag = pair_counts.snapshot_lag
-            and antecedent.category = pair_counts.antecedent_category
-            and consequent.category = pair_counts.consequent_category
+        snapshot_lag,
+        antecedent_category,
+        consequent_category,
+        total_count as customer_count,
+        antecedent_count as antecedent_owner_count,
+        consequent_count as consequent_owner_count,
+        pair_count as pair_owner_count,
+        cast(pair_count as double) / antecedent_count as confidence,
+        cast(pair_count * total_count as double)
+        / (antecedent_count * consequent_count) as lift
+    from (
+        {{ category_pair_counts('set_items', 'snapshot_lag', 'category_set_id', 'customer_count') }}
+    ) as counts
 )
 
 select * from final

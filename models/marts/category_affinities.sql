@@ -109,97 +109,39 @@ basket_items as (
     where categories.category_index is null
 ),
 
-basket_counts as (
+weighted_items as (
+    {#- one row per category of a weighted basket set: a mask with the number of
+        baskets holding exactly those categories, or (more than 64 categories) one
+        basket with weight 1 -#}
     select
         basket_level,
-        cast(sum(mask_basket_count) as bigint) as basket_count
-    from mask_counts
-    group by basket_level
-
-    union all
-
-    select
-        basket_level,
-        count(distinct basket_id) as basket_count
-    from basket_items
-    group by basket_level
-),
-
-category_counts as (
-    select
-        basket_level,
-        category,
-        cast(sum(mask_basket_count) as bigint) as category_basket_count
+        cast(category_mask as hugeint) as basket_set,
+        mask_basket_count as basket_weight,
+        category
     from mask_categories
-    group by basket_level, category
 
     union all
 
     select
         basket_level,
-        category,
-        count(*) as category_basket_count
+        cast(basket_id as hugeint) as basket_set,
+        1 as basket_weight,
+        category
     from basket_items
-    group by basket_level, category
-),
-
-pair_counts as (
-    select
-        antecedent.basket_level,
-        antecedent.category as antecedent_category,
-        consequent.category as consequent_category,
-        cast(sum(antecedent.mask_basket_count) as bigint) as pair_basket_count
-    from mask_categories as antecedent
-    inner join mask_categories as consequent
-        on
-            antecedent.basket_level = consequent.basket_level
-            and antecedent.category_mask = consequent.category_mask
-            and antecedent.category != consequent.category
-    group by
-        antecedent.basket_level,
-        antecedent.category,
-        consequent.category
-
-    union all
-
-    select
-        antecedent.basket_level,
-        antecedent.category as antecedent_category,
-        consequent.category as consequent_category,
-        count(*) as pair_basket_count
-    from basket_items as antecedent
-    inner join basket_items as consequent
-        on
-            antecedent.basket_level = consequent.basket_level
-            and antecedent.basket_id = consequent.basket_id
-            and antecedent.category != consequent.category
-    group by
-        antecedent.basket_level,
-        antecedent.category,
-        consequent.category
 ),
 
 all_pairs as (
     select
-        antecedent.basket_level,
-        antecedent.category as antecedent_category,
-        consequent.category as consequent_category,
-        basket_counts.basket_count,
-        antecedent.category_basket_count as antecedent_basket_count,
-        consequent.category_basket_count as consequent_basket_count,
-        coalesce(pair_counts.pair_basket_count, 0) as pair_basket_count
-    from category_counts as antecedent
-    inner join category_counts as consequent
-        on
-            antecedent.basket_level = consequent.basket_level
-            and antecedent.category != consequent.category
-    inner join basket_counts
-        on antecedent.basket_level = basket_counts.basket_level
-    left join pair_counts
-        on
-            antecedent.basket_level = pair_counts.basket_level
-            and antecedent.category = pair_counts.antecedent_category
-            and consequent.category = pair_counts.consequent_category
+        basket_level,
+        antecedent_category,
+        consequent_category,
+        total_count as basket_count,
+        antecedent_count as antecedent_basket_count,
+        consequent_count as consequent_basket_count,
+        pair_count as pair_basket_count
+    from (
+        {{ category_pair_counts('weighted_items', 'basket_level', 'basket_set', 'basket_weight') }}
+    ) as counts
 ),
 
 final as (
