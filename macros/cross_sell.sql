@@ -109,3 +109,26 @@
             and antecedent.category = pair_totals.antecedent_category
             and consequent.category = pair_totals.consequent_category
 {%- endmacro %}
+
+{% macro exact_sum(expression, condition=none) -%}
+    {#- sum() of a double expression that does not depend on the order rows are added
+        in: each value is rounded to 18 decimals and summed exactly (decimal(38, 18):
+        up to 10^20 in magnitude), then returned as a double. DuckDB adds doubles in
+        whatever order its threads deliver them, so a plain sum or avg changes in the
+        last bits between two builds of the same data. -#}
+    cast(
+        sum(cast({{ expression }} as decimal(38, 18)))
+        {%- if condition is not none %} filter (where {{ condition }}){% endif %}
+        as double
+    )
+{%- endmacro %}
+
+{% macro exact_avg(expression, condition=none) -%}
+    {#- avg() of a double expression, the same in every build: exact_sum's sum over the
+        count of non-null values. -#}
+    (
+        {{ exact_sum(expression, condition) }}
+        / count({{ expression }})
+        {%- if condition is not none %} filter (where {{ condition }}){% endif %}
+    )
+{%- endmacro %}

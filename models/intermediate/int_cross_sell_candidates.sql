@@ -124,10 +124,15 @@ first_purchase_values as (
 ),
 
 population_spend as (
+    {#- Each customer's occasion revenue as an exact decimal before summing: a sum of
+        doubles depends on the order DuckDB's threads add them in, which changed the
+        last bits of every score from one build of the same data to the next. -#}
     select
         snapshot_lag,
-        sum(mean_occasion_sales_revenue * occasion_count) / sum(occasion_count)
-            as mean_occasion_sales_revenue
+        cast(
+            sum(cast(mean_occasion_sales_revenue * occasion_count as decimal(38, 12)))
+            as double
+        ) / sum(occasion_count) as mean_occasion_sales_revenue
     from customers
     group by snapshot_lag
 ),

@@ -130,7 +130,10 @@ bins as (
         k,
         probability_bin,
         count(*) as offer_count,
-        abs(avg(take_up_probability) - avg(cast(is_taken_up as double))) as absolute_error
+        abs(
+            {{ exact_avg('take_up_probability') }}
+            - {{ exact_avg('cast(is_taken_up as integer)') }}
+        ) as absolute_error
     from offers
     where is_product_ranking
     group by strategy, k, probability_bin
@@ -140,8 +143,8 @@ calibration as (
     select
         strategy,
         k,
-        sum(absolute_error * offer_count) / sum(offer_count) as calibration_error,
-        avg(absolute_error) filter (where offer_count >= 30) as unweighted_calibration_error
+        {{ exact_sum('absolute_error * offer_count') }} / sum(offer_count) as calibration_error,
+        {{ exact_avg('absolute_error', 'offer_count >= 30') }} as unweighted_calibration_error
     from bins
     group by strategy, k
 ),
@@ -157,9 +160,9 @@ offer_totals as (
         coalesce(sum(taken_up_net_revenue), 0) as revenue_captured,
         case
             when is_product_ranking
-                then avg(power(take_up_probability - cast(is_taken_up as double), 2))
+                then {{ exact_avg('power(take_up_probability - cast(is_taken_up as double), 2)') }}
         end as brier_score,
-        case when is_product_ranking then avg(take_up_probability) end
+        case when is_product_ranking then {{ exact_avg('take_up_probability') }} end
             as mean_predicted_probability
     from offers
     group by strategy, strategy_order, is_product_ranking, k

@@ -46,9 +46,10 @@ final as (
         cast(probability_bin / 10 as double) as bin_lower,
         cast((probability_bin + 1) / 10 as double) as bin_upper,
         count(*) as candidate_count,
-        avg(take_up_probability) as mean_predicted_probability,
-        avg(taken_up) as observed_take_up_rate,
-        abs(avg(take_up_probability) - avg(taken_up)) as absolute_error
+        {{ exact_avg('take_up_probability') }} as mean_predicted_probability,
+        {{ exact_avg('taken_up') }} as observed_take_up_rate,
+        abs({{ exact_avg('take_up_probability') }} - {{ exact_avg('taken_up') }})
+            as absolute_error
     from binned
     group by population, probability_bin
 )
