@@ -26,7 +26,6 @@ import yaml
 from conftest import PROJECT_DIR, run_dbt
 from retail_xsell import settings
 
-
 # Columns that describe the run, not the data: a new id and time every build.
 RUN_COLUMNS = {"model_run_id", "clv_model_run_id", "fitted_at"}
 

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+
 from conftest import run_dbt
 
 STORED = (
@@ -36,7 +37,9 @@ def test_only_a_failing_test_keeps_its_rows_and_a_fixed_one_drops_them(sample_db
     with duckdb.connect(str(database)) as con:
         (order_id,) = con.execute("select min(order_id) from main.orders").fetchone()
         # a fan-out bug: one order twice
-        con.execute(f"insert into main.orders select * from main.orders where order_id = {order_id}")
+        con.execute(
+            f"insert into main.orders select * from main.orders where order_id = {order_id}"
+        )
 
     failing = run_dbt(["test", "--select", "orders"], work)
     assert failing.returncode == 1, failing.output[-3000:]
@@ -55,9 +58,7 @@ def test_only_a_failing_test_keeps_its_rows_and_a_fixed_one_drops_them(sample_db
     assert rows == [(order_id, 2)]
 
     with duckdb.connect(str(database)) as con:
-        con.execute(
-            "create or replace table main.orders as select distinct * from main.orders"
-        )
+        con.execute("create or replace table main.orders as select distinct * from main.orders")
     fixed = run_dbt(["test", "--select", "orders"], work)
     assert fixed.returncode == 0, fixed.output[-3000:]
     assert {r["status"] for r in _tests_of_orders(fixed).values()} == {"pass"}
@@ -78,9 +79,7 @@ def test_a_warning_keeps_its_rows_too(sample_db, tmp_path: Path):
         con.execute("update main.clv_model_runs set fit_status = 'fallback'")
     warned = run_dbt(["test", "--select", "clv_models_fitted_without_fallback"], work)
     assert warned.returncode == 0, warned.output[-3000:]
-    (result,) = [
-        r for r in warned.run_results()["results"] if r["unique_id"].startswith("test.")
-    ]
+    (result,) = [r for r in warned.run_results()["results"] if r["unique_id"].startswith("test.")]
     assert result["status"] == "warn" and result["failures"] > 0
     relation = ".".join(result["relation_name"].split(".")[-2:])
     with duckdb.connect(str(database), read_only=True) as con:
