@@ -31,6 +31,7 @@ from retail_xsell.clv import (
     pareto_nbd,
     pareto_nbd_log_likelihood,
 )
+from retail_xsell.clv._optimize import row_groups, unique_rows
 from retail_xsell.clv.pareto_nbd import (
     expected_purchases,
     expected_purchases_new_customer,
@@ -246,6 +247,56 @@ def test_gauss_rows_in_chunks_equal_one_pass_over_every_row(monkeypatch):
     want = [reference_ll(*params, x[i], t_x[i], t[i]) for i in some]
     got = pareto_nbd_log_likelihood(params, x[some], t_x[some], t[some], _route="gauss")
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-10)
+
+
+def test_row_groups_give_a_row_of_each_distinct_row_and_the_row_of_each_input():
+    x = np.array([2.0, 1.0, 2.0, 1.0, 1.0])
+    t_x = np.array([5.0, 3.0, 5.0, 4.0, 3.0])
+    first, inverse = row_groups([x, t_x])
+    # distinct rows in lexicographic order: (1, 3), (1, 4), (2, 5)
+    assert [(x[i], t_x[i]) for i in first] == [(1.0, 3.0), (1.0, 4.0), (2.0, 5.0)]
+    assert inverse.tolist() == [2, 0, 2, 1, 0]
+    assert unique_rows([x, t_x])[0][1].tolist() == [3.0, 4.0, 5.0]
+    empty_first, empty_inverse = row_groups([np.array([]), np.array([])])
+    assert len(empty_first) == len(empty_inverse) == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "series"),
+    [((0.4, 3.0, 0.9, 2.2), {"euler"}), ((0.4, 2.0, 0.9, 300.0), {"euler", "fader_hardie"})],
+)
+def test_series_lengths_by_distinct_recency_equal_those_of_every_row(params, series):
+    """The series lengths are solved once per distinct (x, t_x) (RecencyPairs), not per
+    row: they must be exactly the lengths solved over every row, and so must ln I and its
+    gradient, on rows that share (x, t_x) with different ages, some with t_x = T (no
+    series), on both series (Euler's where r + x >= 1, Fader-Hardie's below)."""
+    rng = np.random.default_rng(11)
+    n = 6000
+    x = rng.integers(0, 25, n).astype(float)
+    t_x = np.where(x > 0, rng.integers(1, 60, n) / 7 * 4, 0.0)
+    t = t_x + rng.integers(0, 3, n) * rng.uniform(0.5, 30.0, n)
+    # a heavy buyer last seen at the end (t_x = T): a pair with no series at all
+    x[0], t_x[0], t[0] = 900.0, 90.0, 90.0
+    assert (t == t_x).any() and (t > t_x).any()
+    pairs = pareto_nbd.RecencyPairs.of(x, t_x)
+    assert len(pairs.first) < n // 4  # several rows per pair: a real test of sharing
+    r, alpha, s, beta = params
+    plain = pareto_nbd._log_integral(*params, x, t_x, t, gradient=True)
+    by_pair = pareto_nbd._log_integral(*params, x, t_x, t, gradient=True, pairs=pairs)
+    np.testing.assert_array_equal(by_pair[0], plain[0])
+    np.testing.assert_array_equal(by_pair[1], plain[1])
+    m, big = min(alpha, beta), max(alpha, beta)
+    e_min = r + x if alpha < beta else np.full(n, s + 1.0)
+    e_max = np.full(n, s + 1.0) if alpha < beta else r + x
+    z = np.full(n, big - m) / (big + t_x)
+    live = np.log1p((t - t_x) / (big + t_x)) > 0
+    euler = e_min >= 1
+    used = {name for name, rows in (("euler", euler), ("fader_hardie", ~euler)) if rows[live].any()}
+    assert used == series
+    args = (euler, live, e_min, e_max, z, r + s + x)
+    lengths = pareto_nbd._series_lengths(*args, pareto_nbd.RecencyPairs.each_row(n))
+    np.testing.assert_array_equal(pareto_nbd._series_lengths(*args, pairs), lengths)
+    assert (lengths[live] > 0).all() and (lengths[~live] == 0).all()
 
 
 def test_time_unit_changes_the_likelihood_by_the_jacobian_only():

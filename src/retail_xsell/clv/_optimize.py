@@ -142,21 +142,28 @@ def coerce_params(
     return params_type(*values)
 
 
-def unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct rows of equal-length columns and, per input row, the index of its distinct row.
+def row_groups(columns: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Of equal-length columns: one input row per distinct row (in the columns'
+    lexicographic order) and, per input row, the index of its distinct row.
 
     A lexsort of the columns: several times faster than np.unique(axis=0) on a million rows.
     """
     order = np.lexsort(columns[::-1])
-    ordered = [np.asarray(column)[order] for column in columns]
     new_group = np.zeros(len(order), dtype=bool)
-    new_group[0] = True
-    for column in ordered:
-        new_group[1:] |= column[1:] != column[:-1]
-    group = np.cumsum(new_group) - 1
+    new_group[:1] = True
+    for column in columns:
+        ordered = np.asarray(column)[order]
+        new_group[1:] |= ordered[1:] != ordered[:-1]
     inverse = np.empty(len(order), dtype=np.intp)
-    inverse[order] = group
-    return [column[new_group] for column in ordered], inverse
+    inverse[order] = np.cumsum(new_group) - 1
+    return order[new_group], inverse
+
+
+def unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows of equal-length columns (in lexicographic order) and, per input row,
+    the index of its distinct row."""
+    first, inverse = row_groups(columns)
+    return [np.asarray(column)[first] for column in columns], inverse
 
 
 def compress_rows(

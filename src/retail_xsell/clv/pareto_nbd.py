@@ -41,6 +41,7 @@ from ._optimize import (
     check_whole_numbers,
     coerce_params,
     compress_rows,
+    row_groups,
     screened_minimize,
     subset_objectives,
     validate_weights,
@@ -417,6 +418,59 @@ def _euler_length(e_max: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.ndarray
     return out
 
 
+@dataclass(frozen=True)
+class RecencyPairs:
+    """The distinct (x, t_x) of a set of rows: `first[j]` is a row with the j-th pair and
+    `of_row[i]` the pair of row i. At 10M purchase lines, 700,066 distinct (x, t_x, T)
+    rows have 31,120 distinct (x, t_x)."""
+
+    first: np.ndarray
+    of_row: np.ndarray
+
+    @classmethod
+    def of(cls, x: np.ndarray, t_x: np.ndarray) -> RecencyPairs:
+        return cls(*row_groups([x, t_x]))
+
+    @classmethod
+    def each_row(cls, k: int) -> RecencyPairs:
+        """Every row its own pair: nothing shared, nothing to sort."""
+        rows = np.arange(k)
+        return cls(rows, rows)
+
+
+def _series_lengths(
+    euler: np.ndarray,
+    live: np.ndarray,
+    e_min: np.ndarray,
+    e_max: np.ndarray,
+    z: np.ndarray,
+    w: np.ndarray,
+    pairs: RecencyPairs,
+) -> np.ndarray:
+    """Terms of each live row's series (_euler_length where `euler`, else _fh_length); 0
+    for the other rows.
+
+    Each length is solved on one row per distinct (x, t_x) of `pairs`, whose e_min, e_max,
+    z and w are those of every row of the pair. The solvers run the same iterations on
+    any set of rows with the same distinct values, so the lengths are those of solving
+    every row (RecencyPairs.each_row), bit for bit (tests/python/test_pareto_nbd.py).
+    """
+    n_max = np.zeros(len(live))
+    pair_live = np.zeros(len(pairs.first), dtype=bool)
+    pair_live[pairs.of_row[live]] = True
+    pair_euler = euler[pairs.first]
+    pair_n = np.zeros(len(pairs.first))
+    for chosen, length in ((pair_euler, _euler_length), (~pair_euler, _fh_length)):
+        chosen_pairs = pair_live & chosen
+        if chosen_pairs.any():
+            rows = pairs.first[chosen_pairs]
+            pair_n[chosen_pairs] = length(
+                e_max[rows] if chosen is pair_euler else e_min[rows], z[rows], w[rows]
+            )
+    n_max[live] = pair_n[pairs.of_row[live]]
+    return n_max
+
+
 def _log_integral(
     r: float,
     alpha: float,
@@ -429,6 +483,7 @@ def _log_integral(
     gradient: bool,
     max_terms: int = MAX_SERIES_TERMS,
     force: str | None = None,
+    pairs: RecencyPairs | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """ln I per row (-inf where t_x = T) and, with `gradient`, d ln I / d(r, alpha, s, beta).
 
@@ -455,6 +510,10 @@ def _log_integral(
     MAX_GAUSS_PANELS panels go to _gauss_rows, and rows needing more than `max_terms` terms
     and too many panels to _quadrature_row. `force` ("series", "gauss" or "adaptive") is
     for tests: it sends every row one way.
+
+    A series' length depends on x and t_x only, not on T. With `pairs` (the distinct
+    (x, t_x) of the rows, see RecencyPairs) it is worked out once per distinct pair, with
+    the same result per row.
     """
     k = len(x)
     log_i = np.full(k, -np.inf)
@@ -471,11 +530,7 @@ def _log_integral(
     delta_max = np.log1p((t - t_x) / (big + t_x))
     euler = e_min >= 1
     live = delta_max > 0  # t_x = T: the dropout branch is empty, I = 0
-    n_max = np.zeros(k)
-    for chosen, length in ((euler, _euler_length), (~euler, _fh_length)):
-        rows = live & chosen
-        if rows.any():
-            n_max[rows] = length(e_max[rows] if chosen is euler else e_min[rows], z[rows], w[rows])
+    n_max = _series_lengths(euler, live, e_min, e_max, z, w, pairs or RecencyPairs.each_row(k))
     panels = _gauss_panels(w, delta_min)
     route = np.where(~live, "", np.where(n_max <= max_terms, "series", "adaptive"))
     cheaper = live & (panels <= MAX_GAUSS_PANELS) & (len(_GL_NODES) * panels < n_max)
@@ -571,7 +626,8 @@ def _per_z(mean_n: np.ndarray, z: np.ndarray, at_zero: np.ndarray) -> np.ndarray
 
 
 class _Data:
-    """(x, t_x, T) rows with weights, plus the distinct x values for the x-only terms."""
+    """(x, t_x, T) rows with weights, plus the distinct x values for the x-only terms and
+    the distinct (x, t_x) for the series lengths."""
 
     def __init__(
         self,
@@ -586,6 +642,7 @@ class _Data:
         self.wx = np.bincount(self.ix, weights=w, minlength=len(self.xu))
         self.total = float(w.sum())
         self.route = route
+        self.pairs = RecencyPairs.of(x, t_x)
 
 
 def _loglik(
@@ -604,7 +661,7 @@ def _loglik(
     log_beta_t = np.log(beta + t)
     term_alive = -(r + x) * log_alpha_t - s * log_beta_t
     log_i, d_log_i = _log_integral(
-        r, alpha, s, beta, x, data.t_x, t, gradient=gradient, force=data.route
+        r, alpha, s, beta, x, data.t_x, t, gradient=gradient, force=data.route, pairs=data.pairs
     )
     term_dropped = math.log(s) + log_i
     mix = np.logaddexp(term_alive, term_dropped)
@@ -733,7 +790,18 @@ def _log_odds_alive(
     p: ParetoNbdParams, x: np.ndarray, t_x: np.ndarray, t: np.ndarray, route: str | None
 ) -> np.ndarray:
     """ln[(alive branch) / (dropped branch)] = -(r+x) ln(alpha+T) - s ln(beta+T) - ln(s I)."""
-    log_i, _ = _log_integral(p.r, p.alpha, p.s, p.beta, x, t_x, t, gradient=False, force=route)
+    log_i, _ = _log_integral(
+        p.r,
+        p.alpha,
+        p.s,
+        p.beta,
+        x,
+        t_x,
+        t,
+        gradient=False,
+        force=route,
+        pairs=RecencyPairs.of(x, t_x),
+    )
     alive = -(p.r + x) * np.log(p.alpha + t) - p.s * np.log(p.beta + t)
     return alive - (math.log(p.s) + log_i)
 
