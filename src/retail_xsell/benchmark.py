@@ -230,14 +230,17 @@ def run_lean(raw: Path, round_dir: Path) -> tuple[Measured, dict[str, float]]:
     return lean, json.loads(result_file.read_text())["step_seconds"]
 
 
-def run_full(raw: Path, round_dir: Path) -> Measured:
-    """`dbt build` on `raw` into round_dir/bench.duckdb (artifacts in round_dir/target)."""
+def _dbt_build(raw: Path, round_dir: Path, *select: str) -> Measured:
+    """`dbt build [--select ...]` on `raw` into round_dir/bench.duckdb, with artifacts in
+    round_dir/target and logs in round_dir/logs, measured."""
     env = {**os.environ, settings.DATABASE_ENV: str(round_dir / "bench.duckdb")}
     vars_json = json.dumps({"raw_input_format": "parquet", "raw_input_path": str(raw)})
+    selection = ["--select", *select] if select else []
     build = run_measured(
         [
             dbt_executable(),
             "build",
+            *selection,
             "--target-path",
             str(round_dir / "target"),
             "--log-path",
@@ -248,8 +251,14 @@ def run_full(raw: Path, round_dir: Path) -> Measured:
         env=env,
     )
     if build.returncode != 0:
-        raise RuntimeError(f"dbt build failed; see {round_dir / 'logs' / 'dbt.log'}")
+        command = " ".join(["dbt build", *selection])
+        raise RuntimeError(f"{command} failed; see {round_dir / 'logs' / 'dbt.log'}")
     return build
+
+
+def run_full(raw: Path, round_dir: Path) -> Measured:
+    """`dbt build` on `raw` into round_dir/bench.duckdb (artifacts in round_dir/target)."""
+    return _dbt_build(raw, round_dir)
 
 
 #: The smallest useful dbt invocation on a built database: one one-row model and its
@@ -261,26 +270,7 @@ FLOOR_SELECTOR = "int_as_of_date"
 def run_floor(raw: Path, round_dir: Path) -> Measured:
     """`dbt build --select int_as_of_date` on the database run_full built, with its
     target folder (so dbt parses partially, as a scheduled run would), measured."""
-    env = {**os.environ, settings.DATABASE_ENV: str(round_dir / "bench.duckdb")}
-    vars_json = json.dumps({"raw_input_format": "parquet", "raw_input_path": str(raw)})
-    floor = run_measured(
-        [
-            dbt_executable(),
-            "build",
-            "--select",
-            FLOOR_SELECTOR,
-            "--target-path",
-            str(round_dir / "target"),
-            "--log-path",
-            str(round_dir / "logs"),
-            "--vars",
-            vars_json,
-        ],
-        env=env,
-    )
-    if floor.returncode != 0:
-        raise RuntimeError(f"dbt build --select {FLOOR_SELECTOR} failed; see {round_dir}/logs")
-    return floor
+    return _dbt_build(raw, round_dir, FLOOR_SELECTOR)
 
 
 def _daily_load_text(rounds: list[Round]) -> list[str]:
