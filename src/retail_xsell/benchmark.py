@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="xsell-build-bench-") as work:
             try:
                 print(benchmark_build(size, args.data_dir, Path(work), args.rounds), flush=True)
-            except RuntimeError as exc:
+            except (RuntimeError, ValueError) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
         print()

@@ -176,3 +176,14 @@ def test_build_report_leaves_the_daily_load_lines_out_when_not_measured():
     )
     report = build_report(10, [unmeasured], Agreement(1, 0, 1, 112, 0, 0.0))
     assert "int_as_of_date" not in report
+
+
+def test_main_reports_an_unreadable_build_as_an_error_not_a_traceback(monkeypatch, capsys):
+    from retail_xsell import benchmark
+
+    def fails(*_args, **_kwargs):
+        raise ValueError("target/manifest.json: no node model.retail_xsell.int_as_of_date")
+
+    monkeypatch.setattr(benchmark, "benchmark_build", fails)
+    assert benchmark.main(["--purchase-lines", "10"]) == 1
+    assert "error: target/manifest.json: no node" in capsys.readouterr().err
