@@ -293,10 +293,20 @@ def test_series_lengths_by_distinct_recency_equal_those_of_every_row(params, ser
     euler = e_min >= 1
     used = {name for name, rows in (("euler", euler), ("fader_hardie", ~euler)) if rows[live].any()}
     assert used == series
-    args = (euler, live, e_min, e_max, z, r + s + x)
-    lengths = pareto_nbd._series_lengths(*args, pareto_nbd.RecencyPairs.each_row(n))
-    np.testing.assert_array_equal(pareto_nbd._series_lengths(*args, pairs), lengths)
-    assert (lengths[live] > 0).all() and (lengths[~live] == 0).all()
+    # the reference: each solver called on every live row of its series, as before pairs
+    w = r + s + x
+    expected = np.zeros(n)
+    for rows, length, exponent in (
+        (live & euler, pareto_nbd._euler_length, e_max),
+        (live & ~euler, pareto_nbd._fh_length, e_min),
+    ):
+        if rows.any():
+            expected[rows] = length(exponent[rows], z[rows], w[rows])
+    assert (expected[live] > 0).all() and (expected[~live] == 0).all()
+    args = (euler, live, e_min, e_max, z, w)
+    np.testing.assert_array_equal(pareto_nbd._series_lengths(*args, pairs), expected)
+    each_row = pareto_nbd.RecencyPairs.each_row(n)
+    np.testing.assert_array_equal(pareto_nbd._series_lengths(*args, each_row), expected)
 
 
 def test_time_unit_changes_the_likelihood_by_the_jacobian_only():
