@@ -276,12 +276,16 @@ def run_floor(raw: Path, round_dir: Path) -> Measured:
 def _daily_load_text(rounds: list[Round]) -> list[str]:
     """The report's paragraph on incremental daily loads (medians), or nothing when the
     rounds did not measure it."""
-    measured = [r for r in rounds if r.shares is not None and r.floor is not None]
+    measured = [
+        (r.full.wall_seconds, r.floor.wall_seconds, r.shares)
+        for r in rounds
+        if r.shares is not None and r.floor is not None
+    ]
     if not measured:
         return []
-    full = statistics.median(r.full.wall_seconds for r in measured)
-    floor = statistics.median(r.floor.wall_seconds for r in measured if r.floor)
-    shares = [r.shares for r in measured if r.shares]
+    full = statistics.median(full for full, _, _ in measured)
+    floor = statistics.median(floor for _, floor, _ in measured)
+    shares = [shares for _, _, shares in measured]
     total = statistics.median(s.total for s in shares)
 
     def share(name: str) -> str:
