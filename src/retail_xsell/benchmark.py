@@ -129,7 +129,7 @@ class DailyLoadShares:
         return self.as_of_date + self.purchase_only + self.other
 
 
-def _downstream(child_map: dict[str, list[str]], start: str) -> set[str]:
+def downstream(child_map: dict[str, list[str]], start: str) -> set[str]:
     """`start` and every node that depends on it, directly or not."""
     seen: set[str] = set()
     stack = [start]
@@ -149,8 +149,8 @@ def daily_load_shares(manifest: Path, run_results: Path) -> DailyLoadShares:
     for node in (AS_OF_DATE_NODE, PURCHASE_SOURCE):
         if node not in child_map:
             raise ValueError(f"{manifest}: no node {node} in the child map")
-    as_of_date = _downstream(child_map, AS_OF_DATE_NODE)
-    purchase = _downstream(child_map, PURCHASE_SOURCE)
+    as_of_date = downstream(child_map, AS_OF_DATE_NODE)
+    purchase = downstream(child_map, PURCHASE_SOURCE)
     sums = {"as_of_date": 0.0, "purchase_only": 0.0, "other": 0.0}
     for result in json.loads(run_results.read_text())["results"]:
         node = result["unique_id"]

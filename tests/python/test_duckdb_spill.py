@@ -20,44 +20,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import yaml
 
-from conftest import PROJECT_DIR, run_dbt
+from conftest import PROJECT_DIR, run_dbt, table_differences
 from retail_xsell import settings
-
-# Columns that describe the run, not the data: a new id and time every build.
-RUN_COLUMNS = {"model_run_id", "clv_model_run_id", "fitted_at"}
-
-
-def _differences(built: Path, reference: Path) -> list[str]:
-    """Tables of schema main whose rows differ between two builds (run columns and
-    timings aside), as "table: n rows"."""
-    problems = []
-    with duckdb.connect() as con:
-        con.execute(f"attach '{built}' as built (read_only)")
-        con.execute(f"attach '{reference}' as reference (read_only)")
-        columns: dict[str, list[str]] = {}
-        for table, column in con.execute(
-            "select table_name, column_name from information_schema.columns"
-            " where table_catalog = 'reference' and table_schema = 'main'"
-            " order by table_name, ordinal_position"
-        ).fetchall():
-            if column not in RUN_COLUMNS and not column.endswith("fit_seconds"):
-                columns.setdefault(table, []).append(f'"{column}"')
-        for table, names in columns.items():
-            select = ", ".join(names)
-            (differing,) = con.execute(
-                f"select count(*) from ("
-                f"(select {select} from built.main.{table}"
-                f" except all select {select} from reference.main.{table})"
-                f" union all (select {select} from reference.main.{table}"
-                f" except all select {select} from built.main.{table}))"
-            ).fetchone()
-            if differing:
-                problems.append(f"{table}: {differing} rows")
-    assert len(columns) > 40
-    return problems
 
 
 def test_a_build_that_spills_to_disk_completes(tmp_path: Path, sample_db: Path):
@@ -71,7 +37,9 @@ def test_a_build_that_spills_to_disk_completes(tmp_path: Path, sample_db: Path):
     )
     assert "Cannot switch temporary directory" not in result.output
     assert result.returncode == 0, result.output[-4000:]
-    assert _differences(result.database, sample_db) == []
+    differences, compared = table_differences(result.database, sample_db)
+    assert len(compared) > 40
+    assert differences == []
 
 
 def test_building_targets_set_the_temp_directory_once_per_connection():
