@@ -24,7 +24,7 @@ endif
 
 .PHONY: help venv run build summary clv test lint lint-python lint-types lint-sql dbt-test \
 	pytest docs sample slo-schema clean clean-venv gate publish publications serve token \
-	backtest
+	backtest daily
 
 # The data contract tools (datacontract-cli, dataproduct-cli) in their own environment.
 include make/contracts.mk
@@ -61,6 +61,12 @@ run: build publish summary clv  ## build the sample (or VARS=...), gate and publ
 # Into a fresh file swapped onto the working database, so it never grows (build.py).
 build: $(STAMP) | build/  ## dbt build (seeds, models, tests) on the sample, or on VARS=...
 	$(BIN)/retail-xsell build -- $(DBT_VARS)
+
+# Only the purchase files that are new since the last build, when that gives what a full
+# build would (as_of_date pinned in VARS); otherwise a full build, saying why
+# (docs/daily_loads.md). Publish after it as after any build: make publish.
+daily: $(STAMP) | build/  ## add the new purchase files of VARS=... (as_of_date pinned) to the last build
+	$(BIN)/retail-xsell build --daily -- $(DBT_VARS)
 
 backtest: $(STAMP)  ## the cross-sell backtest of the last build: a table, and JSON beside the database
 	@$(BIN)/retail-xsell backtest --database $(WORKING)

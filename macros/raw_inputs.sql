@@ -113,12 +113,23 @@
         ) }}
     {%- endif -%}
     {%- do check_raw_input_path(var('raw_input_path') | string) -%}
-    {%- for table_name in var('raw_contract') -%}
+    {#- A daily load (macros/daily_loads.sql) reads only its new purchase files; every
+        other file is unchanged since the build that checked it (retail_xsell.daily_load
+        compares sizes and modification times first), so only the new ones are checked. -#}
+    {%- set daily_files = daily_purchase_files() -%}
+    {%- for table_name in var('raw_contract') if daily_files is none or table_name == 'purchase' -%}
         {%- set pattern = raw_file_glob(table_name) -%}
+        {%- if daily_files is none -%}
+            {%- set listed = sql_string(pattern) -%}
+        {%- else -%}
+            {%- set quoted = [] -%}
+            {%- for file in daily_files -%}{%- do quoted.append(sql_string(file)) -%}{%- endfor -%}
+            {%- set listed = '[' ~ quoted | join(', ') ~ ']' -%}
+        {%- endif -%}
         {%- set files = run_query(
             "select filename, size, regexp_full_match(filename, "
             ~ sql_string(raw_file_name_pattern(fmt)) ~ ") from read_blob("
-            ~ sql_string(pattern) ~ ") order by filename"
+            ~ listed ~ ") order by filename"
         ) -%}
         {%- if files.rows | length == 0 -%}
             {{ exceptions.raise_compiler_error(
@@ -180,7 +191,8 @@
             ) -%}
             {%- set ns.rows = counted.columns[0].values()[0] -%}
         {%- endif -%}
-        {%- if ns.rows == 0 -%}
+        {#- in a daily load the table had rows at the last build, which it keeps -#}
+        {%- if ns.rows == 0 and daily_files is none -%}
             {{ exceptions.raise_compiler_error(
                 "Input contract: raw table '" ~ table_name ~ "' has no rows in '"
                 ~ pattern ~ "'."
@@ -261,14 +273,16 @@
 {% endmacro %}
 
 
-{% macro raw_file_reader(path, fmt) %}
+{% macro raw_file_reader(path, fmt, literal=false) %}
     {#- The DuckDB table function that reads one file or glob of the raw input, the
-        same way the retail_raw source does (files may order their columns freely). -#}
+        same way the retail_raw source does (files may order their columns freely).
+        With literal, `path` is SQL already (a list of quoted paths). -#}
+    {%- set files = path if literal else sql_string(path) -%}
     {%- if fmt == 'parquet' -%}
-        {{ return("read_parquet(" ~ sql_string(path) ~ ", union_by_name = true)") }}
+        {{ return("read_parquet(" ~ files ~ ", union_by_name = true)") }}
     {%- else -%}
         {{ return(
-            "read_csv(" ~ sql_string(path) ~ ", delim = ',', quote = '\"', escape = '\"',"
+            "read_csv(" ~ files ~ ", delim = ',', quote = '\"', escape = '\"',"
             ~ " header = true, all_varchar = true, union_by_name = true)"
         ) }}
     {%- endif -%}

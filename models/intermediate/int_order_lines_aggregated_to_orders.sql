@@ -12,10 +12,16 @@
     it, so no intermediate model reads a mart.
 #}
 
+{#- A table; a daily load (macros/daily_loads.sql) recomputes the orders it touches. -#}
+{{ config(**daily_load_config(unique_key='order_id')) }}
+
 with
 
 order_lines as (
     select * from {{ ref('int_order_lines_priced') }}
+    {%- if is_daily_load() %}
+    where order_id in {{ daily_order_ids() }}
+    {%- endif %}
 ),
 
 order_totals as (

@@ -4,10 +4,16 @@
     publishes it under its contract.
 #}
 
+{#- A table; a daily load (macros/daily_loads.sql) recomputes the orders it touches. -#}
+{{ config(**daily_load_config(unique_key='order_id')) }}
+
 with
 
 orders as (
     select * from {{ ref('int_order_lines_aggregated_to_orders') }}
+    {%- if is_daily_load() %}
+    where order_id in {{ daily_order_ids() }}
+    {%- endif %}
 ),
 
 final as (

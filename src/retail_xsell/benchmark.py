@@ -35,6 +35,7 @@ from pathlib import Path
 
 from retail_xsell import settings
 from retail_xsell.build import dbt_executable
+from retail_xsell.daily_load import AS_OF_DATE_NODE, PURCHASE_SOURCE, downstream
 from retail_xsell.lean_reference import Agreement, compare_with_build
 
 
@@ -99,12 +100,6 @@ def phase_totals(run_results: Path) -> dict[str, tuple[int, float]]:
     return totals
 
 
-#: Every customer-level figure joins this one-row model for its point in time, and by
-#: default it is the date of the last clean sale line: a new day of purchases moves it.
-AS_OF_DATE_NODE = "model.retail_xsell.int_as_of_date"
-PURCHASE_SOURCE = "source.retail_xsell.retail_raw.purchase"
-
-
 @dataclass(frozen=True)
 class DailyLoadShares:
     """Thread-seconds of one build's nodes, split by what a new day of purchase files
@@ -127,18 +122,6 @@ class DailyLoadShares:
     @property
     def total(self) -> float:
         return self.as_of_date + self.purchase_only + self.other
-
-
-def downstream(child_map: dict[str, list[str]], start: str) -> set[str]:
-    """`start` and every node that depends on it, directly or not."""
-    seen: set[str] = set()
-    stack = [start]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(child_map.get(node, []))
-    return seen
 
 
 def daily_load_shares(manifest: Path, run_results: Path) -> DailyLoadShares:

@@ -32,16 +32,16 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from retail_xsell import settings
+from retail_xsell import daily_load, settings
 from retail_xsell.commandline import Subcommands, UsageError, add_command, shown
+from retail_xsell.settings import building_path  # noqa: F401 (the swap's file, for callers)
 
 #: dbt's exit codes (dbt.cli.exceptions): 0 success, 1 a node failed, 2 dbt failed.
 DBT_NODE_FAILURE = 1
-BUILDING_SUFFIX = ".building"
 #: The shell's exit code for a command ended by SIGINT (128 + 2).
 INTERRUPTED = 130
 #: dbt options that build part of the project; a fresh file has nothing upstream.
@@ -55,11 +55,6 @@ class BuildResult:
     returncode: int
     swapped: bool
     working: Path
-
-
-def building_path(working: Path) -> Path:
-    """The file a build writes before it becomes the working database."""
-    return working.with_name(working.name + BUILDING_SUFFIX)
 
 
 def _remove(*paths: Path) -> None:
@@ -87,14 +82,18 @@ def dbt_executable() -> str:
     return found
 
 
-def build_and_swap(working: Path, command: Sequence[str]) -> BuildResult:
+def build_and_swap(
+    working: Path, command: Sequence[str], before_swap: Callable[[Path], None] | None = None
+) -> BuildResult:
     """Run ``command`` (dbt build ...) with RETAIL_XSELL_DUCKDB_PATH at a fresh file
-    beside ``working``, then swap it onto ``working`` by the rule of the module doc."""
+    beside ``working``, then swap it onto ``working`` by the rule of the module doc.
+    ``before_swap`` gets the finished file first (to record what the build read)."""
     working = working.absolute()
-    building = building_path(working)
+    building = settings.building_path(working)
     working.parent.mkdir(parents=True, exist_ok=True)
     _remove(building, settings.wal_path(building))  # a crashed build's leftovers
     env = {**os.environ, settings.DATABASE_ENV: str(building)}
+    env.pop(daily_load.DAILY_FILES_ENV, None)  # a full build reads every file
     try:
         returncode = subprocess.run(list(command), env=env, check=False).returncode
     except BaseException:  # Ctrl-C reaches dbt too; keep the old build as it was
@@ -106,6 +105,12 @@ def build_and_swap(working: Path, command: Sequence[str]) -> BuildResult:
     if not finished or not building.is_file() or settings.wal_path(building).exists():
         _remove(building, settings.wal_path(building))
         return BuildResult(returncode, swapped=False, working=working)
+    if before_swap is not None:
+        try:
+            before_swap(building)
+        except BaseException:
+            _remove(building, settings.wal_path(building))
+            raise
     _remove(settings.wal_path(working))
     os.replace(building, working)
     return BuildResult(returncode, swapped=True, working=working)
@@ -129,6 +134,13 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument(
         "--database", help="working DuckDB file (default: the one profiles.yml uses)"
     )
+    parser.add_argument(
+        "--daily",
+        action="store_true",
+        help="add the purchase files that are new since the last build to it, when that "
+        "gives what a full build would (as_of_date pinned in --vars); else build in full, "
+        "saying why (docs/daily_loads.md)",
+    )
     parser.add_argument("dbt_args", nargs=argparse.REMAINDER, help="arguments for dbt build")
 
 
@@ -147,8 +159,42 @@ def _build(args: argparse.Namespace) -> int:
         working = settings.database_path() if args.database is None else Path(args.database)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    dbt_vars = daily_load.parse_vars(dbt_args)
+    if args.daily:
+        try:
+            returncode, done = daily_load.run_daily_load(working, dbt_executable(), dbt_args)
+        except daily_load.FullBuildRequiredError as reason:
+            print(f"retail-xsell build --daily: a full build, because {reason}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(
+                f"retail-xsell build --daily: interrupted; {shown(working)} may hold part of "
+                "the load, and its build record says so: the gate will not publish it and "
+                "the next build is a full one",
+                file=sys.stderr,
+            )
+            return INTERRUPTED
+        else:
+            print(f"retail-xsell build --daily: {done}")
+            return returncode
+
+    # The files as they are before dbt starts: one that lands during the build is new to
+    # the next daily load, never recorded as read when it was not.
+    files = daily_load.raw_files(dbt_vars)
+
+    def record(building: Path) -> None:
+        try:
+            daily_load.record_build_inputs(
+                building, dbt_vars, files, daily_load.target_path(dbt_args)
+            )
+        except (OSError, ValueError, KeyError) as exc:  # dbt's artifacts are not readable
+            print(
+                f"retail-xsell build: could not record what the build read ({exc}); the next "
+                "daily load will be a full build",
+                file=sys.stderr,
+            )
+
     try:
-        result = build_and_swap(working, [dbt_executable(), "build", *dbt_args])
+        result = build_and_swap(working, [dbt_executable(), "build", *dbt_args], record)
     except KeyboardInterrupt:  # Ctrl-C: dbt got it too; the half-built file is gone
         print(f"retail-xsell build: interrupted; {shown(working)} is unchanged", file=sys.stderr)
         return INTERRUPTED

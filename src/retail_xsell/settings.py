@@ -155,6 +155,17 @@ def slo_file(project: Path | None = None, environ: Mapping[str, str] | None = No
     return _resolve(value, None) if value else (project or project_dir()) / SLO_FILE_NAME
 
 
+#: A build writes <working>.building, which then replaces the working database (build.py).
+BUILDING_SUFFIX = ".building"
+
+
+def building_path(working: Path) -> Path:
+    """The file a build writes before it becomes the working database. A daily load
+    works on the working database under this name too, so that dbt sees the same
+    profile as in the last build and parses only what changed."""
+    return working.with_name(working.name + BUILDING_SUFFIX)
+
+
 def wal_path(database: Path) -> Path:
     """DuckDB's write-ahead log of ``database``: present while a writer has the file open,
     or after one was killed."""

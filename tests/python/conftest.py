@@ -13,8 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
+
+from retail_xsell.daily_load import table_differences  # noqa: F401 (shared by tests)
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -108,44 +109,6 @@ def run_dbt(
         workdir / "test.duckdb",
         workdir / "target",
     )
-
-
-#: Columns that describe the run, not the data: a new id and time every build.
-RUN_COLUMNS = {"model_run_id", "clv_model_run_id", "fitted_at"}
-
-
-def table_differences(
-    built: Path, reference: Path, tables: set[str] | None = None
-) -> tuple[list[str], list[str]]:
-    """Tables of schema main whose rows differ between two builds, run columns and
-    timings aside, as "table: n rows"; and the tables compared (`tables`, or every
-    table of the reference). Rows are compared as multisets, so order does not count."""
-    problems = []
-    with duckdb.connect() as con:
-        con.execute(f"attach '{built}' as built (read_only)")
-        con.execute(f"attach '{reference}' as reference (read_only)")
-        columns: dict[str, list[str]] = {}
-        for table, column in con.execute(
-            "select table_name, column_name from information_schema.columns"
-            " where table_catalog = 'reference' and table_schema = 'main'"
-            " order by table_name, ordinal_position"
-        ).fetchall():
-            if tables is not None and table not in tables:
-                continue
-            if column not in RUN_COLUMNS and not column.endswith("fit_seconds"):
-                columns.setdefault(table, []).append(f'"{column}"')
-        for table, names in columns.items():
-            select = ", ".join(names)
-            (differing,) = con.execute(
-                f"select count(*) from ("
-                f"(select {select} from built.main.{table}"
-                f" except all select {select} from reference.main.{table})"
-                f" union all (select {select} from reference.main.{table}"
-                f" except all select {select} from built.main.{table}))"
-            ).fetchone()
-            if differing:
-                problems.append(f"{table}: {differing} rows")
-    return problems, sorted(columns)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import duckdb
 import pytest
 
 from conftest import PROJECT_DIR, run_dbt, table_differences
-from retail_xsell.benchmark import AS_OF_DATE_NODE, downstream
+from retail_xsell.daily_load import AS_OF_DATE_NODE, downstream
 
 #: Between the sample's median and 80th-percentile order dates: 2.5 years of history
 #: before it (more than the holdout and both take-up snapshots need), 6 months after.

@@ -8,6 +8,10 @@
       clean      one row per order line event.
 #}
 
+{#- A table, or in a daily load (macros/daily_loads.sql) the rows of the day's files
+    appended to the previous build's. -#}
+{{ config(**daily_load_config()) }}
+
 {#- "Now" for the load-time check: when this dbt invocation started (UTC), so every
     model and test of one build agrees on it. -#}
 {%- set build_started_at = run_started_at.strftime('%Y-%m-%d %H:%M:%S') %}
@@ -21,7 +25,11 @@ with
 
 source as (
     select {{ raw_text_columns('purchase') }}
+    {%- if is_daily_load() %}
+    from {{ daily_purchase_source() }}
+    {%- else %}
     from {{ raw_source('purchase') }}
+    {%- endif %}
 ),
 
 known_customers as (
